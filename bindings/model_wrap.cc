@@ -1,0 +1,129 @@
+#include "model_wrap.h"
+
+#include <ATen/core/grad_mode.h>
+
+#include "convert.h"
+#include "runtime.h"
+#include "worker.h"
+
+namespace lorafit_bindings {
+
+Napi::FunctionReference ModelWrap::constructor_;
+
+Napi::Object ModelWrap::Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function cls = DefineClass(env, "NativeModel",
+                                   {InstanceMethod("forward", &ModelWrap::Forward),
+                                    InstanceMethod("configJson", &ModelWrap::ConfigJson),
+                                    InstanceMethod("numParameters", &ModelWrap::NumParameters),
+                                    InstanceMethod("warnings", &ModelWrap::Warnings),
+                                    InstanceMethod("dispose", &ModelWrap::Dispose)});
+  constructor_ = Napi::Persistent(cls);
+  constructor_.SuppressDestruct();
+  exports.Set("loadModel", Napi::Function::New(env, &ModelWrap::Load));
+  return exports;
+}
+
+ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
+  if (info.Length() != 1 || !info[0].IsExternal())
+    ThrowCoded(info.Env(), "E_INPUT", "NativeModel cannot be constructed directly; use loadModel()");
+  auto* holder = info[0].As<Napi::External<std::shared_ptr<lorafit::CausalLM>>>().Data();
+  model_ = *holder;
+}
+
+std::shared_ptr<lorafit::CausalLM> ModelWrap::model(Napi::Env env) const {
+  if (!model_) ThrowCoded(env, "E_DISPOSED", "this model was disposed");
+  return model_;
+}
+
+Napi::Value ModelWrap::Load(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) ThrowCoded(env, "E_INPUT", "loadModel(dir, options): dir must be a string");
+  const std::string dir = info[0].As<Napi::String>().Utf8Value();
+  Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+  lorafit::LoadOptions options;
+  const std::string dtype = OptString(opts, "dtype", "float32");
+  const std::string device = OptString(opts, "device", "cpu");
+  GuardNative(env, [&] {
+    options.dtype = lorafit::parse_dtype(dtype);
+    options.device = lorafit::parse_device(device);
+  });
+  auto result = std::make_shared<std::shared_ptr<lorafit::CausalLM>>();
+  return PromiseWorker::Start(
+      env,
+      [dir, options, result] {
+        at::NoGradGuard no_grad;
+        *result = std::shared_ptr<lorafit::CausalLM>(lorafit::CausalLM::load(dir, options));
+      },
+      [result](Napi::Env env) -> Napi::Value {
+        auto external = Napi::External<std::shared_ptr<lorafit::CausalLM>>::New(env, result.get());
+        return constructor_.New({external});
+      });
+}
+
+Napi::Value ModelWrap::Forward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto model = this->model(env);
+  if (info.Length() < 2) ThrowCoded(env, "E_INPUT", "forward(inputIds, shape, options)");
+  const std::vector<int64_t> shape = ToShapeVector(env, info[1], "shape");
+  if (shape.size() != 2) ThrowCoded(env, "E_SHAPE", "shape must be [batch, seq]");
+  at::Tensor ids = ToLongTensor(env, info[0], shape, "inputIds");
+  Napi::Object opts = info.Length() > 2 && info[2].IsObject() ? info[2].As<Napi::Object>() : Napi::Object::New(env);
+  lorafit::ForwardOptions fo;
+  if (opts.Has("attentionMask") && !opts.Get("attentionMask").IsUndefined())
+    fo.attention_mask = ToLongTensor(env, opts.Get("attentionMask"), shape, "attentionMask");
+  if (opts.Has("positionIds") && !opts.Get("positionIds").IsUndefined())
+    fo.position_ids = ToLongTensor(env, opts.Get("positionIds"), shape, "positionIds");
+  fo.last_only = OptBool(opts, "lastOnly", false);
+  fo.output_hidden_states = OptBool(opts, "outputHiddenStates", false);
+
+  struct Result {
+    at::Tensor logits;
+    std::vector<at::Tensor> hidden;
+  };
+  auto result = std::make_shared<Result>();
+  return PromiseWorker::Start(
+      env,
+      [model, ids, fo, result] {
+        std::lock_guard<std::mutex> lock(model->mutex());
+        at::NoGradGuard no_grad;
+        lorafit::ForwardContext ctx;
+        auto out = model->forward(ids, fo, ctx);
+        result->logits = out.logits.to(at::kCPU, at::kFloat).contiguous();
+        for (auto& h : out.hidden_states) result->hidden.push_back(h.to(at::kCPU, at::kFloat).contiguous());
+      },
+      [result](Napi::Env env) -> Napi::Value {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("logits", ToFloat32Array(env, result->logits));
+        o.Set("shape", ToShape(env, result->logits.sizes()));
+        if (!result->hidden.empty()) {
+          Napi::Array hs = Napi::Array::New(env, result->hidden.size());
+          for (size_t i = 0; i < result->hidden.size(); ++i) hs.Set(static_cast<uint32_t>(i), ToFloat32Array(env, result->hidden[i]));
+          o.Set("hiddenStates", hs);
+          o.Set("hiddenShape", ToShape(env, result->hidden[0].sizes()));
+        }
+        return o;
+      },
+      Value());
+}
+
+Napi::Value ModelWrap::ConfigJson(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), lorafit::config_to_json(model(info.Env())->config()));
+}
+
+Napi::Value ModelWrap::NumParameters(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(model(info.Env())->num_parameters()));
+}
+
+Napi::Value ModelWrap::Warnings(const Napi::CallbackInfo& info) {
+  const auto& w = model(info.Env())->load_warnings();
+  Napi::Array a = Napi::Array::New(info.Env(), w.size());
+  for (size_t i = 0; i < w.size(); ++i) a.Set(static_cast<uint32_t>(i), Napi::String::New(info.Env(), w[i]));
+  return a;
+}
+
+Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo& info) {
+  model_.reset();  // in-flight workers hold their own reference
+  return info.Env().Undefined();
+}
+
+}  // namespace lorafit_bindings

@@ -1,0 +1,172 @@
+// Model: a Hugging Face causal LM folder loaded into the native addon.
+//   const model = await Model.load('path/to/Qwen2.5-0.5B', { dtype: 'bfloat16' });
+//   const { logits, shape } = await model.forward([[1, 2, 3]]);
+//   await model.dispose();
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fromNative, LorafitError, optionError } from './errors.js';
+import { native, type NativeModel } from './native.js';
+import { Serial } from './serial.js';
+import { toTokenBatch, type TokenBatch } from './tokens.js';
+
+export type Dtype = 'float32' | 'bfloat16' | 'float16';
+const DTYPES: readonly Dtype[] = ['float32', 'bfloat16', 'float16'];
+
+export interface ModelConfig {
+  modelType: 'llama' | 'qwen2' | 'mistral' | 'gemma' | 'gemma2';
+  vocabSize: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numHiddenLayers: number;
+  numAttentionHeads: number;
+  numKeyValueHeads: number;
+  headDim: number;
+  maxPositionEmbeddings: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  ropeScaling: { type: string; factor: number };
+  tieWordEmbeddings: boolean;
+  hiddenAct: string;
+  slidingWindow: number;
+  slidingLayers: boolean[];
+  attnLogitSoftcapping: number;
+  finalLogitSoftcapping: number;
+  bosTokenId: number;
+  eosTokenIds: number[];
+  padTokenId: number;
+  torchDtype: string;
+}
+
+export interface ModelLoadOptions {
+  /** Compute and storage dtype of the base weights. Default 'float32'. */
+  dtype?: Dtype;
+  /** 'cpu' (default), 'cuda' or 'cuda:N' (needs a CUDA libtorch and a GPU). */
+  device?: string;
+  /** libtorch threads; default all cores. Process-wide. */
+  threads?: number;
+}
+
+export interface ForwardOptions {
+  /** 1 for tokens, 0 for padding, same shape as the ids. */
+  attentionMask?: number[] | number[][] | TokenBatch;
+  /** Explicit positions, same shape as the ids (default 0..seq-1). */
+  positionIds?: number[] | number[][] | TokenBatch;
+  /** Return only the last position's logits: shape [batch, 1, vocab]. */
+  lastOnly?: boolean;
+  /** Also return HF-style hidden states (embeddings, each layer, final norm). */
+  outputHiddenStates?: boolean;
+}
+
+export interface ForwardResult {
+  /** Row-major float32 logits. */
+  logits: Float32Array;
+  shape: [number, number, number];
+  hiddenStates?: Float32Array[];
+}
+
+export class Model {
+  /** Serialises native calls on this model. */
+  readonly serial = new Serial();
+  #native: NativeModel | undefined;
+  readonly config: ModelConfig;
+  readonly dir: string;
+  readonly dtype: Dtype;
+  readonly device: string;
+  /** Notes from loading, e.g. checkpoint weights the architecture does not use. */
+  readonly warnings: string[];
+
+  private constructor(handle: NativeModel, dir: string, dtype: Dtype, device: string) {
+    this.#native = handle;
+    this.dir = dir;
+    this.dtype = dtype;
+    this.device = device;
+    this.config = JSON.parse(handle.configJson()) as ModelConfig;
+    this.warnings = handle.warnings();
+  }
+
+  static async load(dir: string, options: ModelLoadOptions = {}): Promise<Model> {
+    const dtype = options.dtype ?? 'float32';
+    if (!DTYPES.includes(dtype)) throw optionError('dtype', `'${String(dtype)}' is not one of ${DTYPES.join(', ')}`);
+    const device = options.device ?? 'cpu';
+    if (typeof device !== 'string' || !/^(cpu|cuda(:\d+)?)$/.test(device)) {
+      throw optionError('device', `'${String(device)}' is not cpu, cuda or cuda:N`);
+    }
+    if (options.threads !== undefined) {
+      if (!Number.isInteger(options.threads) || options.threads < 1) throw optionError('threads', 'must be a positive integer');
+      native().setThreads(options.threads);
+    }
+    const abs = resolve(dir);
+    if (!existsSync(abs) || !statSync(abs).isDirectory()) {
+      throw new LorafitError('E_MODEL_DIR', `${abs} is not a folder; Model.load expects a Hugging Face model folder (config.json + *.safetensors)`);
+    }
+    try {
+      const handle = await native().loadModel(abs, { dtype, device });
+      return new Model(handle, abs, dtype, device);
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  /** The native handle, for other lib/ classes (LoraAdapter, Trainer). Throws once disposed. */
+  get handle(): NativeModel {
+    if (!this.#native) throw new LorafitError('E_DISPOSED', 'this model was disposed');
+    return this.#native;
+  }
+
+  get disposed(): boolean {
+    return this.#native === undefined;
+  }
+
+  numParameters(): number {
+    return this.handle.numParameters();
+  }
+
+  async forward(inputIds: number[] | number[][] | TokenBatch, options: ForwardOptions = {}): Promise<ForwardResult> {
+    const handle = this.handle;
+    const ids = toTokenBatch(inputIds);
+    const mask = options.attentionMask === undefined ? undefined : toTokenBatch(options.attentionMask, 'attentionMask');
+    const pos = options.positionIds === undefined ? undefined : toTokenBatch(options.positionIds, 'positionIds');
+    for (const [name, b] of [['attentionMask', mask], ['positionIds', pos]] as const) {
+      if (b && (b.shape[0] !== ids.shape[0] || b.shape[1] !== ids.shape[1])) {
+        throw new LorafitError('E_SHAPE', `${name} has shape [${b.shape.join(', ')}] but inputIds has [${ids.shape.join(', ')}]`);
+      }
+    }
+    return this.serial.run(async () => {
+      try {
+        const r = await handle.forward(ids.data, ids.shape, {
+          attentionMask: mask?.data,
+          positionIds: pos?.data,
+          lastOnly: options.lastOnly ?? false,
+          outputHiddenStates: options.outputHiddenStates ?? false,
+        });
+        return { logits: r.logits, shape: r.shape as [number, number, number], hiddenStates: r.hiddenStates };
+      } catch (e) {
+        throw fromNative(e);
+      }
+    });
+  }
+
+  /** Frees the native model (after any call in flight). Safe to call twice. */
+  async dispose(): Promise<void> {
+    const handle = this.#native;
+    if (!handle) return;
+    this.#native = undefined;
+    await this.serial.idle();
+    handle.dispose();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
+  }
+}
+
+/** Threads used by libtorch (process-wide). */
+export function setThreads(n: number): number {
+  if (!Number.isInteger(n) || n < 1) throw optionError('threads', 'must be a positive integer');
+  return native().setThreads(n);
+}
+
+export function torchInfo(): { version: string; threads: number; cuda: boolean } {
+  const a = native();
+  return { version: a.torchVersion, threads: a.getThreads(), cuda: a.cudaAvailable() };
+}

@@ -1,0 +1,62 @@
+// Loads the compiled addon (build/Release/lorafit.node) and declares its shape. Nothing outside
+// lib/ touches these types; they mirror bindings/*.cc.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LorafitError } from './errors.js';
+
+export type IdArray = Int32Array | BigInt64Array | number[];
+
+export interface NativeForwardOptions {
+  attentionMask?: IdArray;
+  positionIds?: IdArray;
+  lastOnly?: boolean;
+  outputHiddenStates?: boolean;
+}
+
+export interface NativeForwardResult {
+  logits: Float32Array;
+  shape: number[];
+  hiddenStates?: Float32Array[];
+  hiddenShape?: number[];
+}
+
+export interface NativeModel {
+  forward(inputIds: IdArray, shape: number[], options: NativeForwardOptions): Promise<NativeForwardResult>;
+  configJson(): string;
+  numParameters(): number;
+  warnings(): string[];
+  dispose(): void;
+}
+
+export interface NativeAddon {
+  loadModel(dir: string, options: { dtype: string; device: string }): Promise<NativeModel>;
+  setThreads(n: number): number;
+  getThreads(): number;
+  cudaAvailable(): boolean;
+  torchVersion: string;
+}
+
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('lorafit: cannot find the package root');
+    dir = up;
+  }
+  return dir;
+}
+
+let addon: NativeAddon | undefined;
+
+export function native(): NativeAddon {
+  if (addon) return addon;
+  const file = process.env.LORAFIT_ADDON ?? join(packageRoot(), 'build', 'Release', 'lorafit.node');
+  if (!existsSync(file)) {
+    throw new LorafitError('E_ADDON', `the native addon ${file} is missing: run \`npm run build:native\` (it needs libtorch; see the README)`);
+  }
+  const require = createRequire(import.meta.url);
+  addon = require(file) as NativeAddon;
+  return addon;
+}

@@ -1,0 +1,168 @@
+#include "causal_lm.h"
+
+#include <cmath>
+
+#include "error.h"
+#include "layers/attention_mask.h"
+#include "layers/rms_norm.h"
+#include "state_dict.h"
+
+namespace lorafit {
+
+CausalLM::CausalLM(ModelConfig config, at::ScalarType dtype, at::Device device)
+    : config_(std::move(config)), dtype_(dtype), device_(device), rotary_(config_) {}
+
+std::unique_ptr<CausalLM> CausalLM::load(const std::string& dir, const LoadOptions& options) {
+  ModelConfig config = load_config(dir);
+  std::unique_ptr<CausalLM> m(new CausalLM(config, options.dtype, options.device));
+  const ModelConfig& c = m->config_;
+  WeightSource weights(dir);
+  auto get = [&](const std::string& name, std::vector<int64_t> shape) {
+    return weights.load(name, shape, options.dtype, options.device);
+  };
+  const int64_t H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
+  const int64_t q_out = c.num_attention_heads * D, kv_out = c.num_key_value_heads * D;
+  auto linear = [&](const std::string& prefix, int64_t out, int64_t in, bool bias) {
+    at::Tensor b = bias ? get(prefix + ".bias", {out}) : at::Tensor();
+    return LoraLinear(get(prefix + ".weight", {out, in}), b);
+  };
+
+  m->embed_tokens_ = get("model.embed_tokens.weight", {c.vocab_size, H});
+  m->layers_.reserve(c.num_hidden_layers);
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i);
+    DecoderLayer layer(m->config_, i);
+    const bool qkv_bias = c.qkv_bias || c.attention_bias;
+    layer.self_attn.q_proj = linear(p + ".self_attn.q_proj", q_out, H, qkv_bias);
+    layer.self_attn.k_proj = linear(p + ".self_attn.k_proj", kv_out, H, qkv_bias);
+    layer.self_attn.v_proj = linear(p + ".self_attn.v_proj", kv_out, H, qkv_bias);
+    layer.self_attn.o_proj = linear(p + ".self_attn.o_proj", H, q_out, c.attention_bias);
+    layer.mlp.gate_proj = linear(p + ".mlp.gate_proj", I, H, c.mlp_bias);
+    layer.mlp.up_proj = linear(p + ".mlp.up_proj", I, H, c.mlp_bias);
+    layer.mlp.down_proj = linear(p + ".mlp.down_proj", H, I, c.mlp_bias);
+    layer.input_layernorm = get(p + ".input_layernorm.weight", {H});
+    layer.post_attention_layernorm = get(p + ".post_attention_layernorm.weight", {H});
+    if (c.sandwich_norms) {
+      layer.pre_feedforward_layernorm = get(p + ".pre_feedforward_layernorm.weight", {H});
+      layer.post_feedforward_layernorm = get(p + ".post_feedforward_layernorm.weight", {H});
+    }
+    m->layers_.push_back(std::move(layer));
+  }
+  m->norm_ = get("model.norm.weight", {H});
+  if (c.tie_word_embeddings) {
+    m->lm_head_ = m->embed_tokens_;
+  } else if (weights.has("lm_head.weight")) {
+    m->lm_head_ = get("lm_head.weight", {c.vocab_size, H});
+  } else {
+    throw Error("E_SAFETENSORS", dir + ": config.json says tie_word_embeddings is false, but 'lm_head.weight' is missing");
+  }
+  for (const auto& name : weights.unused())
+    if (name != "lm_head.weight" && name.find("rotary_emb.inv_freq") == std::string::npos)
+      m->warnings_.push_back("unused weight in checkpoint: " + name);
+  return m;
+}
+
+at::Tensor CausalLM::hidden(const at::Tensor& input_ids, const ForwardOptions& o, const ForwardContext& ctx,
+                            std::vector<at::Tensor>* hidden_states) const {
+  if (input_ids.dim() != 2) throw Error("E_SHAPE", "input_ids must be [batch, seq]");
+  const int64_t B = input_ids.size(0), T = input_ids.size(1);
+  const int64_t past = ctx.cache ? ctx.cache->length : 0;
+  at::Tensor ids = input_ids.to(device_, at::kLong);
+  if (ids.numel() > 0 && (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= config_.vocab_size))
+    throw Error("E_INPUT", "input_ids hold a token id outside [0, " + std::to_string(config_.vocab_size) + ")");
+  if (o.attention_mask.defined() && (o.attention_mask.dim() != 2 || o.attention_mask.size(0) != B || o.attention_mask.size(1) != past + T))
+    throw Error("E_SHAPE", "attention_mask must be [batch, past + seq] = [" + std::to_string(B) + ", " + std::to_string(past + T) + "]");
+  at::Tensor pos = o.position_ids.defined()
+                       ? o.position_ids.to(device_, at::kLong)
+                       : at::arange(past, past + T, at::TensorOptions().dtype(at::kLong).device(device_)).unsqueeze(0).expand({B, T});
+  if (pos.sizes() != ids.sizes()) throw Error("E_SHAPE", "position_ids must have the shape of input_ids");
+
+  at::Tensor h = at::embedding(embed_tokens_, ids);  // [B, T, hidden]
+  if (config_.scale_embeddings) {
+    // HF multiplies by sqrt(hidden) rounded to the compute dtype.
+    at::Tensor normalizer = at::scalar_tensor(std::sqrt(static_cast<double>(config_.hidden_size)), at::kDouble).to(dtype_);
+    h = h * normalizer.to(device_);
+  }
+  auto [cos, sin] = rotary_.cos_sin(pos, dtype_);
+  at::Tensor full_bias = attention_bias(o.attention_mask, B, T, past, 0, dtype_, device_);
+  at::Tensor sliding_bias;
+  if (config_.sliding_window > 0) sliding_bias = attention_bias(o.attention_mask, B, T, past, config_.sliding_window, dtype_, device_);
+  if (hidden_states) hidden_states->push_back(h);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const DecoderLayer& layer = layers_[i];
+    h = layer.forward(h, cos, sin, layer.self_attn.sliding() ? sliding_bias : full_bias, ctx);
+    if (hidden_states && i + 1 < layers_.size()) hidden_states->push_back(h);
+  }
+  h = rms_norm(h, norm_, config_.rms_norm_eps, config_.gemma_norm);
+  if (hidden_states) hidden_states->push_back(h);
+  if (ctx.cache) ctx.cache->length = past + T;
+  return h;
+}
+
+at::Tensor CausalLM::logits(const at::Tensor& hidden) const {
+  at::Tensor out = at::linear(hidden, lm_head_);
+  if (config_.final_logit_softcapping > 0) {
+    const double cap = config_.final_logit_softcapping;
+    out = at::tanh(out / cap) * cap;
+  }
+  return out;
+}
+
+ForwardOutput CausalLM::forward(const at::Tensor& input_ids, const ForwardOptions& o, const ForwardContext& ctx) const {
+  ForwardOutput out;
+  at::Tensor h = hidden(input_ids, o, ctx, o.output_hidden_states ? &out.hidden_states : nullptr);
+  if (o.last_only) h = h.narrow(1, h.size(1) - 1, 1);
+  out.logits = logits(h);
+  return out;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> CausalLM::named_parameters() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  out.emplace_back("model.embed_tokens.weight", embed_tokens_);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const std::string p = "model.layers." + std::to_string(i);
+    const DecoderLayer& l = layers_[i];
+    const std::pair<const char*, const LoraLinear*> linears[] = {
+        {".self_attn.q_proj", &l.self_attn.q_proj}, {".self_attn.k_proj", &l.self_attn.k_proj},
+        {".self_attn.v_proj", &l.self_attn.v_proj}, {".self_attn.o_proj", &l.self_attn.o_proj},
+        {".mlp.gate_proj", &l.mlp.gate_proj},       {".mlp.up_proj", &l.mlp.up_proj},
+        {".mlp.down_proj", &l.mlp.down_proj}};
+    for (const auto& [name, lin] : linears) {
+      out.emplace_back(p + name + ".weight", lin->weight());
+      if (lin->bias().defined()) out.emplace_back(p + name + ".bias", lin->bias());
+    }
+    out.emplace_back(p + ".input_layernorm.weight", l.input_layernorm);
+    out.emplace_back(p + ".post_attention_layernorm.weight", l.post_attention_layernorm);
+    if (l.pre_feedforward_layernorm.defined()) {
+      out.emplace_back(p + ".pre_feedforward_layernorm.weight", l.pre_feedforward_layernorm);
+      out.emplace_back(p + ".post_feedforward_layernorm.weight", l.post_feedforward_layernorm);
+    }
+  }
+  out.emplace_back("model.norm.weight", norm_);
+  if (!config_.tie_word_embeddings) out.emplace_back("lm_head.weight", lm_head_);
+  return out;
+}
+
+std::vector<std::pair<std::string, LoraLinear*>> CausalLM::named_linears() {
+  std::vector<std::pair<std::string, LoraLinear*>> out;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const std::string p = "model.layers." + std::to_string(i);
+    DecoderLayer& l = layers_[i];
+    out.emplace_back(p + ".self_attn.q_proj", &l.self_attn.q_proj);
+    out.emplace_back(p + ".self_attn.k_proj", &l.self_attn.k_proj);
+    out.emplace_back(p + ".self_attn.v_proj", &l.self_attn.v_proj);
+    out.emplace_back(p + ".self_attn.o_proj", &l.self_attn.o_proj);
+    out.emplace_back(p + ".mlp.gate_proj", &l.mlp.gate_proj);
+    out.emplace_back(p + ".mlp.up_proj", &l.mlp.up_proj);
+    out.emplace_back(p + ".mlp.down_proj", &l.mlp.down_proj);
+  }
+  return out;
+}
+
+int64_t CausalLM::num_parameters() const {
+  int64_t n = 0;
+  for (const auto& [name, t] : named_parameters()) n += t.numel();
+  return n;
+}
+
+}  // namespace lorafit

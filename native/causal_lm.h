@@ -1,0 +1,76 @@
+// A decoder-only causal LM (Llama, Qwen2, Mistral, Gemma, Gemma 2) built from a Hugging Face
+// folder. Parameter names are exactly the checkpoint keys (model.layers.N.self_attn.q_proj.weight).
+#pragma once
+#include <ATen/ATen.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "forward_context.h"
+#include "hf_config.h"
+#include "layers/attention.h"
+#include "layers/decoder_layer.h"
+#include "layers/rotary.h"
+
+namespace lorafit {
+
+struct LoadOptions {
+  at::ScalarType dtype = at::kFloat;
+  at::Device device = at::kCPU;
+};
+
+struct ForwardOptions {
+  at::Tensor attention_mask;   // [B, S] 1 = token, 0 = padding; undefined = all ones
+  at::Tensor position_ids;     // [B, T] int64; undefined = past .. past+T-1
+  bool last_only = false;      // logits of the last position only
+  bool output_hidden_states = false;
+};
+
+struct ForwardOutput {
+  at::Tensor logits;                       // [B, T, V] (or [B, 1, V]) in the compute dtype
+  std::vector<at::Tensor> hidden_states;   // as HF: embeddings, each layer's output, the last one after the final norm
+};
+
+class CausalLM {
+ public:
+  static std::unique_ptr<CausalLM> load(const std::string& dir, const LoadOptions& options);
+
+  // input_ids: [B, T] int64
+  ForwardOutput forward(const at::Tensor& input_ids, const ForwardOptions& options, const ForwardContext& ctx) const;
+  // Final-normed hidden states [B, T, hidden] (the input of lm_head).
+  at::Tensor hidden(const at::Tensor& input_ids, const ForwardOptions& options, const ForwardContext& ctx,
+                    std::vector<at::Tensor>* hidden_states = nullptr) const;
+  // lm_head (+ Gemma 2's final soft-capping): [..., hidden] -> [..., V]
+  at::Tensor logits(const at::Tensor& hidden) const;
+
+  std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
+  // Every projection a LoRA adapter may wrap, by module path (model.layers.0.self_attn.q_proj).
+  std::vector<std::pair<std::string, LoraLinear*>> named_linears();
+  int64_t num_parameters() const;
+
+  const ModelConfig& config() const { return config_; }
+  at::ScalarType dtype() const { return dtype_; }
+  at::Device device() const { return device_; }
+  const std::vector<std::string>& load_warnings() const { return warnings_; }
+  // Serialises native calls on this model: autograd state and adapters are shared.
+  std::mutex& mutex() { return mutex_; }
+
+ private:
+  CausalLM(ModelConfig config, at::ScalarType dtype, at::Device device);
+
+  ModelConfig config_;
+  at::ScalarType dtype_;
+  at::Device device_;
+  Rotary rotary_;
+  at::Tensor embed_tokens_;  // [V, hidden]
+  std::vector<DecoderLayer> layers_;
+  at::Tensor norm_;          // [hidden]
+  at::Tensor lm_head_;       // [V, hidden]; the same tensor as embed_tokens_ when tied
+  std::vector<std::string> warnings_;
+  std::mutex mutex_;
+};
+
+}  // namespace lorafit

@@ -1,0 +1,19 @@
+// Per-call state threaded through the model's forward pass.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <string>
+#include <vector>
+
+namespace lorafit {
+
+struct KVCache;
+
+struct ForwardContext {
+  bool training = false;                     // enables LoRA dropout
+  const std::vector<std::string>* active_adapters = nullptr;  // LoRA adapters to apply (null/empty: none)
+  at::Generator generator;                   // the caller's own RNG for dropout (never the global one)
+  KVCache* cache = nullptr;                  // generation: keys/values of earlier positions
+};
+
+}  // namespace lorafit

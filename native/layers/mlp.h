@@ -1,0 +1,22 @@
+#pragma once
+#include <ATen/ATen.h>
+
+#include "forward_context.h"
+#include "hf_config.h"
+#include "lora_linear.h"
+
+namespace lorafit {
+
+// Gated MLP: down(act(gate(x)) * up(x)); act = SiLU (SwiGLU) or tanh-approximated GELU (GeGLU, Gemma).
+class Mlp {
+ public:
+  explicit Mlp(const ModelConfig& config) : act_(config.hidden_act) {}
+  at::Tensor forward(const at::Tensor& x, const ForwardContext& ctx) const;  // [B, T, hidden] -> same
+
+  LoraLinear gate_proj, up_proj, down_proj;
+
+ private:
+  std::string act_;
+};
+
+}  // namespace lorafit

@@ -1,0 +1,70 @@
+#include "runtime.h"
+
+#include <ATen/Parallel.h>
+#include <dlfcn.h>
+#include <torch/version.h>
+#include <unistd.h>
+
+#include <mutex>
+#include <thread>
+
+#include "error.h"
+
+#ifndef LORAFIT_TORCH_LIBDIR
+#define LORAFIT_TORCH_LIBDIR ""
+#endif
+
+namespace lorafit {
+
+void set_threads(int n) {
+  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(n);
+  // at::set_num_threads does not reach OpenBLAS (Debian's libtorch uses it for fp32 matmul).
+  using SetFn = void (*)(int);
+  if (auto fn = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) fn(n);
+}
+
+int get_threads() { return at::get_num_threads(); }
+
+bool cuda_available() {
+  static std::once_flag once;
+  // The addon links only the CPU libraries of libtorch; the CUDA kernels register themselves when
+  // libtorch_cuda.so is loaded (it needs the CUDA runtime, which CPU-only machines lack).
+  std::call_once(once, [] {
+    if (at::hasCUDA()) return;
+    const std::string dir = LORAFIT_TORCH_LIBDIR;
+    for (const char* lib : {"libtorch_cuda.so", "libc10_cuda.so"}) {
+      const std::string path = dir.empty() ? std::string(lib) : dir + "/" + lib;
+      dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
+    }
+  });
+  return at::hasCUDA();
+}
+
+at::Device parse_device(const std::string& name) {
+  if (name == "cpu") return at::kCPU;
+  if (name.rfind("cuda", 0) == 0) {
+    if (!cuda_available())
+      throw Error("E_DEVICE", "device '" + name + "' requested, but the libtorch lorafit was built against (" + std::string(LORAFIT_TORCH_LIBDIR) +
+                                  ") has no usable CUDA (a CPU-only build, no GPU, or the CUDA runtime libraries are missing)");
+    try {
+      return at::Device(name);
+    } catch (const c10::Error&) {
+      throw Error("E_DEVICE", "cannot parse device '" + name + "' (use cpu, cuda or cuda:N)");
+    }
+  }
+  throw Error("E_DEVICE", "unknown device '" + name + "' (use cpu, cuda or cuda:N)");
+}
+
+at::ScalarType parse_dtype(const std::string& name) {
+  if (name == "float32" || name == "fp32") return at::kFloat;
+  if (name == "bfloat16" || name == "bf16") return at::kBFloat16;
+  if (name == "float16" || name == "fp16") return at::kHalf;
+  throw Error("E_OPTION", "unknown dtype '" + name + "' (use float32, bfloat16 or float16)");
+}
+
+std::string torch_version() {
+  return std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." + std::to_string(TORCH_VERSION_PATCH);
+}
+
+}  // namespace lorafit

@@ -1,0 +1,19 @@
+// Process-wide settings: threads and devices.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <string>
+
+namespace lorafit {
+
+// Threads for libtorch's intra-op pool (and OpenBLAS when libtorch uses it). n <= 0: all cores.
+void set_threads(int n);
+int get_threads();
+// "cpu", "cuda", "cuda:1" -> a device; loads libtorch_cuda on first use. Throws Error(E_DEVICE).
+at::Device parse_device(const std::string& name);
+bool cuda_available();
+// "float32" | "bfloat16" | "float16" -> dtype; throws Error(E_OPTION).
+at::ScalarType parse_dtype(const std::string& name);
+std::string torch_version();
+
+}  // namespace lorafit

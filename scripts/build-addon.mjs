@@ -1,0 +1,46 @@
+// `npm install` entry point: builds build/Release/lorafit.node with cmake-js against the libtorch
+// that find-torch.mjs finds. LORAFIT_SKIP_BUILD=1 skips it (pure-TypeScript work, CI caches).
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { findTorch, HOW_TO_GET_TORCH } from './find-torch.mjs';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(import.meta.url);
+
+if (process.env.LORAFIT_SKIP_BUILD === '1') {
+  console.log('lorafit: LORAFIT_SKIP_BUILD=1, not building the native addon');
+  process.exit(0);
+}
+
+let torch;
+try {
+  torch = findTorch();
+} catch (e) {
+  console.error(`lorafit: ${e.message}`);
+  process.exit(1);
+}
+if (!torch) {
+  console.error(HOW_TO_GET_TORCH);
+  process.exit(1);
+}
+console.log(`lorafit: building against libtorch from ${torch.source}: ${torch.root ?? torch.torchDir}`);
+
+const defines = [`--CDNODE_ADDON_API_DIR=${require('node-addon-api').include_dir}`];
+if (torch.kind === 'tree') {
+  defines.push(`--CDLORAFIT_TORCH_ROOT=${torch.root}`, `--CDLORAFIT_CXX11_ABI=${torch.abi}`);
+} else {
+  defines.push(`--CDTorch_DIR=${torch.torchDir}`);
+}
+const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
+const args = [cmakeJs, 'compile', '--out', 'build', ...defines];
+if (existsSync('/usr/bin/ninja') || existsSync('/usr/local/bin/ninja')) args.push('-G', 'Ninja');
+const jobs = process.env.CMAKE_BUILD_PARALLEL_LEVEL ?? String((await import('node:os')).availableParallelism());
+const r = spawnSync(process.execPath, args, {
+  cwd: root,
+  stdio: 'inherit',
+  env: { ...process.env, CMAKE_BUILD_PARALLEL_LEVEL: jobs },
+});
+process.exit(r.status ?? 1);
