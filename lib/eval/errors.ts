@@ -26,11 +26,14 @@ export type LorafitEvalErrorCode =
 
 export class LorafitEvalError extends Error {
   readonly code: LorafitEvalErrorCode;
+  /** HTTP status for `E_JUDGE_HTTP` errors caused by an HTTP answer. */
+  readonly status?: number;
 
-  constructor(code: LorafitEvalErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: LorafitEvalErrorCode, message: string, options?: { cause?: unknown; status?: number }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'LorafitEvalError';
     this.code = code;
+    if (options?.status !== undefined) this.status = options.status;
   }
 }
 
