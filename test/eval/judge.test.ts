@@ -124,6 +124,9 @@ describe('JudgeClient against a local OpenAI-compatible server', () => {
   it('never leaks the API key: 401 echoing the key is not retried and is redacted everywhere', async () => {
     const body = JSON.stringify({ error: { message: `Incorrect API key provided: ${KEY}. Check Bearer ${KEY}`, code: 'invalid_api_key' } });
     const { client, logs, server } = await setup(() => ({ status: 401, raw: body }));
+    const single = await catchErr(client.chat([{ role: 'user', content: 'x' }]));
+    expect(server.requests).toHaveLength(1); // a 401 is never retried
+    expect(single.message).not.toContain(KEY);
     const e = await catchErr(client.scoreMany(['a', 'b', 'c'], rubric));
     expect(e.code).toBe('E_JUDGE_HTTP');
     expect(e.status).toBe(401);
@@ -133,12 +136,8 @@ describe('JudgeClient against a local OpenAI-compatible server', () => {
     expect(e.message).not.toContain('SECRET');
     expect(String(e.stack)).not.toContain(KEY);
     expect(JSON.stringify(e)).not.toContain(KEY);
-    expect(server.requests.length).toBeLessThanOrEqual(3); // no retries; the batch stops
+    expect(server.requests.length).toBeLessThanOrEqual(4); // no retries; the batch stops
     expect(JSON.stringify(logs)).not.toContain(KEY);
-    const before = server.requests.length;
-    const single = await catchErr(client.chat([{ role: 'user', content: 'x' }]));
-    expect(server.requests.length).toBe(before + 1); // a 401 is never retried
-    expect(single.message).not.toContain(KEY);
     expect(logs.filter((l) => l.event === 'retry')).toHaveLength(0);
   });
 
