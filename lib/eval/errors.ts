@@ -17,8 +17,6 @@ export type LorafitEvalErrorCode =
   | 'E_JUDGE_TIMEOUT'
   /** No base URL (or no API key where one is required) was configured for the judge. */
   | 'E_JUDGE_CONFIG'
-  /** The judge kept answering with text that holds no parseable score. */
-  | 'E_JUDGE_PARSE'
   /** A blind A/B file (or its key) is malformed; the message names the line. */
   | 'E_AB_FILE'
   /** Perplexity accumulator fed with invalid values. */

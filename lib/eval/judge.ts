@@ -26,8 +26,8 @@ import { parseJudgeScore } from './judge-parse.js';
 
 export interface JudgeLogEvent {
   level: 'debug' | 'warn';
-  /** e.g. 'retry', 'malformed', 'request'. */
-  event: string;
+  /** 'retry' (transport retry after 429/5xx/network error/timeout) or 'malformed' (answer without a valid score). */
+  event: 'retry' | 'malformed';
   /** Human-readable message; never contains the API key. */
   message: string;
   attempt?: number;

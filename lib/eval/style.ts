@@ -101,6 +101,7 @@ const SENTENCE_RE = new RegExp(
 );
 const PUNCT_RE = /\p{P}/u;
 const STRIP_RE = /[\p{P}\p{S}]/gu;
+const TRAILING_CLOSERS_RE = new RegExp(`[${CLOSERS}\\s]+$`, 'u');
 
 /** Split a text into sentences (see the module comment). */
 export function splitSentences(text: string): string[] {
@@ -203,7 +204,7 @@ export function styleProfile(texts: string | readonly string[], options: StylePr
         allUnits.push(u);
         if (isCjkChar(u)) cjkUnits++;
       }
-      const end = sentence.replace(new RegExp(`[${CLOSERS}\\s]+$`, 'u'), '');
+      const end = sentence.replace(TRAILING_CLOSERS_RE, '');
       if (/[?？]$/u.test(end)) questions++;
       else if (/[!！]$/u.test(end)) exclamations++;
       for (let i = 0; i + n <= units.length; i++) {
