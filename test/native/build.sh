@@ -2,6 +2,8 @@
 # Build (and optionally run) the native quantization test against the venv's libtorch.
 #   test/native/build.sh          # build -> build/native-test/quant_test
 #   test/native/build.sh run      # build and run (exit status = test status)
+#   BNB_FILE=/tmp/bnb_nf4.safetensors test/native/build.sh run   # also compare with bitsandbytes
+#     (written by test/interop/bnb_nf4_check.py)
 # libtorch 2.15 headers require C++20 (ATen.h: "#error C++20 or later ... is required").
 # TORCH_DIR overrides the libtorch location. Links libc10 + libtorch_cpu only (no CUDA toolkit).
 set -euo pipefail
@@ -17,5 +19,5 @@ mkdir -p "$OUT"
   -o "$OUT/quant_test"
 echo "built $OUT/quant_test"
 if [[ "${1:-}" == "run" ]]; then
-  "$OUT/quant_test" "${FIXTURE:-/work/shared/fixtures/hf/nf4/nf4_reference.safetensors}"
+  "$OUT/quant_test" "${FIXTURE:-/work/shared/fixtures/hf/nf4/nf4_reference.safetensors}" ${BNB_FILE:-}
 fi
