@@ -2,8 +2,7 @@
  * Interop: our chat template rendering and conversation token ids against transformers'
  * apply_chat_template, run live. Needs a Python with transformers:
  *   LORAFIT_PYTHON=/path/to/venv/bin/python npx vitest run test/interop
- * Without LORAFIT_PYTHON this file has nothing to run (the pinned expectations in
- * test/fixtures/tokenizers/expected.json cover the same ground in test/data).
+ * Without LORAFIT_PYTHON it fails (CI and the README's test command set it).
  */
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
@@ -11,7 +10,8 @@ import type { ChatMessage } from '../../lib/chat-template.js';
 import { tokenizeRecord } from '../../lib/data/tokenize.js';
 import { loadTokenizer, modelDir, type ModelName } from '../data/helpers.js';
 
-const PYTHON = process.env.LORAFIT_PYTHON;
+import { python } from '../helpers/python.js';
+
 
 const SCRIPT = `
 import json, sys
@@ -56,11 +56,11 @@ const CASES: Array<{ messages: ChatMessage[]; gen?: boolean; tools?: unknown[]; 
   },
 ];
 
-describe.runIf(PYTHON)('apply_chat_template interop (live transformers)', () => {
+describe('apply_chat_template interop (live transformers)', () => {
   it.each(['qwen3', 'llama3_1', 'gemma3', 'llama2'] as ModelName[])('%s renders and tokenizes like transformers', async (name) => {
     const tok = await loadTokenizer(name);
     const input = JSON.stringify({ dir: modelDir(name), cases: CASES, fallback: tok.usesFallbackChatTemplate ? tok.chatTemplate : null });
-    const results = JSON.parse(execFileSync(PYTHON as string, ['-c', SCRIPT], { input, maxBuffer: 64 << 20 }).toString('utf8')) as Array<
+    const results = JSON.parse(execFileSync(python(), ['-c', SCRIPT], { input, maxBuffer: 64 << 20 }).toString('utf8')) as Array<
       { text: string; ids: number[] } | { error: string }
     >;
     for (const [i, c] of CASES.entries()) {
