@@ -8,7 +8,7 @@
 # TORCH_DIR overrides the libtorch location. Links libc10 + libtorch_cpu only (no CUDA toolkit).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-TORCH_DIR="${TORCH_DIR:-/root/.cache/lorafit/venv/lib/python3.11/site-packages/torch}"
+TORCH_DIR="${TORCH_DIR:-$(cd "$ROOT" && node -e "import('./scripts/find-torch.mjs').then(m => { const t = m.findTorch(); if (!t || !t.root) process.exit(1); console.log(t.root); })")}"
 OUT="${OUT_DIR:-$ROOT/build/native-test}"
 CXX="${CXX:-g++}"
 mkdir -p "$OUT"
@@ -19,5 +19,5 @@ mkdir -p "$OUT"
   -o "$OUT/quant_test"
 echo "built $OUT/quant_test"
 if [[ "${1:-}" == "run" ]]; then
-  "$OUT/quant_test" "${FIXTURE:-/work/shared/fixtures/hf/nf4/nf4_reference.safetensors}" ${BNB_FILE:-}
+  "$OUT/quant_test" "${FIXTURE:-$ROOT/test/fixtures/hf/nf4/nf4_reference.safetensors}" ${BNB_FILE:-}
 fi

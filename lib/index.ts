@@ -1,0 +1,9 @@
+// Public entry point of lorafit.
+export { Model, setThreads, torchInfo } from './model.js';
+export type { Dtype, ModelConfig, ModelLoadOptions, ForwardOptions, ForwardResult } from './model.js';
+export { LorafitError } from './errors.js';
+export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors } from './safetensors.js';
+export type { StTensor, StFile, StDtype } from './safetensors.js';
+export { Tokenizer } from './tokenizer.js';
+export * as data from './data/index.js';
+export * as evaluate from './eval/index.js';

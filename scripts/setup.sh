@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# One-time set-up of a fresh Debian/Ubuntu machine for lorafit development:
+# build tools, the Python venv with torch (libtorch for the addon), npm packages, the addon, TS.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+need=()
+for tool in cmake g++ make ninja:ninja-build python3 pip3:python3-pip; do
+  bin="${tool%%:*}"; pkg="${tool#*:}"; [ "$pkg" = "$tool" ] && pkg="$bin"
+  command -v "$bin" >/dev/null || need+=("$pkg")
+done
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]}" >&2
+  SUDO=""; [ "$(id -u)" != 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+LORAFIT_PYTHON="$(bash scripts/setup-python.sh)"
+export LORAFIT_PYTHON
+npm ci --no-audit --no-fund
+npm run build:ts
+echo "lorafit is set up (LORAFIT_PYTHON=$LORAFIT_PYTHON)"
