@@ -16,7 +16,16 @@ Napi::Object ModelWrap::Init(Napi::Env env, Napi::Object exports) {
                                     InstanceMethod("configJson", &ModelWrap::ConfigJson),
                                     InstanceMethod("numParameters", &ModelWrap::NumParameters),
                                     InstanceMethod("warnings", &ModelWrap::Warnings),
-                                    InstanceMethod("dispose", &ModelWrap::Dispose)});
+                                    InstanceMethod("dispose", &ModelWrap::Dispose),
+                                    InstanceMethod("linearNames", &ModelWrap::LinearNames),
+                                    InstanceMethod("addAdapter", &ModelWrap::AddAdapter),
+                                    InstanceMethod("deleteAdapter", &ModelWrap::DeleteAdapter),
+                                    InstanceMethod("setActiveAdapters", &ModelWrap::SetActiveAdapters),
+                                    InstanceMethod("adapterState", &ModelWrap::AdapterState),
+                                    InstanceMethod("setAdapterState", &ModelWrap::SetAdapterState),
+                                    InstanceMethod("mergeAdapter", &ModelWrap::MergeAdapter),
+                                    InstanceMethod("lossAndGrad", &ModelWrap::LossAndGrad),
+                                    InstanceMethod("evalLoss", &ModelWrap::EvalLoss)});
   constructor_ = Napi::Persistent(cls);
   constructor_.SuppressDestruct();
   exports.Set("loadModel", Napi::Function::New(env, &ModelWrap::Load));
@@ -86,8 +95,7 @@ Napi::Value ModelWrap::Forward(const Napi::CallbackInfo& info) {
       [model, ids, fo, result] {
         std::lock_guard<std::mutex> lock(model->mutex());
         at::NoGradGuard no_grad;
-        lorafit::ForwardContext ctx;
-        auto out = model->forward(ids, fo, ctx);
+        auto out = model->forward(ids, fo, model->context());
         result->logits = out.logits.to(at::kCPU, at::kFloat).contiguous();
         for (auto& h : out.hidden_states) result->hidden.push_back(h.to(at::kCPU, at::kFloat).contiguous());
       },

@@ -3,6 +3,7 @@
 #pragma once
 #include <napi.h>
 
+#include <functional>
 #include <memory>
 
 #include "causal_lm.h"
@@ -25,6 +26,18 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value NumParameters(const Napi::CallbackInfo& info);
   Napi::Value Warnings(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
+  // LoRA adapters and training (model_lora.cc)
+  Napi::Value LinearNames(const Napi::CallbackInfo& info);
+  Napi::Value AddAdapter(const Napi::CallbackInfo& info);
+  Napi::Value DeleteAdapter(const Napi::CallbackInfo& info);
+  Napi::Value SetActiveAdapters(const Napi::CallbackInfo& info);
+  Napi::Value AdapterState(const Napi::CallbackInfo& info);
+  Napi::Value SetAdapterState(const Napi::CallbackInfo& info);
+  Napi::Value MergeAdapter(const Napi::CallbackInfo& info);
+  Napi::Value LossAndGrad(const Napi::CallbackInfo& info);
+  Napi::Value EvalLoss(const Napi::CallbackInfo& info);
+  // Runs fn(model) on the thread pool holding the model's mutex; resolves undefined.
+  Napi::Value RunLocked(Napi::Env env, std::function<void(lorafit::CausalLM&)> fn);
 
   static Napi::FunctionReference constructor_;
   std::shared_ptr<lorafit::CausalLM> model_;

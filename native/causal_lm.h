@@ -57,6 +57,16 @@ class CausalLM {
   const std::vector<std::string>& load_warnings() const { return warnings_; }
   // Serialises native calls on this model: autograd state and adapters are shared.
   std::mutex& mutex() { return mutex_; }
+  // Adapters applied in forward passes (empty: the base model).
+  std::vector<std::string>& active_adapters() { return active_adapters_; }
+  // A forward context that applies the active adapters.
+  ForwardContext context(bool training = false) const {
+    ForwardContext ctx;
+    ctx.training = training;
+    ctx.active_adapters = &active_adapters_;
+    return ctx;
+  }
+  const at::Tensor& lm_head_weight() const { return lm_head_; }
 
  private:
   CausalLM(ModelConfig config, at::ScalarType dtype, at::Device device);
@@ -70,6 +80,7 @@ class CausalLM {
   at::Tensor norm_;          // [hidden]
   at::Tensor lm_head_;       // [V, hidden]; the same tensor as embed_tokens_ when tied
   std::vector<std::string> warnings_;
+  std::vector<std::string> active_adapters_;
   std::mutex mutex_;
 };
 

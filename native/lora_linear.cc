@@ -16,7 +16,8 @@ at::Tensor LoraLinear::forward(const at::Tensor& x, const ForwardContext& ctx) c
     at::Tensor h = x.to(a.A.scalar_type());
     if (ctx.training && a.dropout > 0) {
       // inverted dropout with the caller's generator: keep with probability 1-p, scale by 1/(1-p)
-      at::Tensor keep = at::empty_like(h).bernoulli_(1.0 - a.dropout, ctx.generator);
+      // The caller's CPU generator makes dropout reproducible on CPU; other devices use their default one.
+      at::Tensor keep = h.is_cpu() ? at::empty_like(h).bernoulli_(1.0 - a.dropout, ctx.generator) : at::empty_like(h).bernoulli_(1.0 - a.dropout);
       h = h * keep / (1.0 - a.dropout);
     }
     y = y + at::linear(at::linear(h, a.A), a.B) * a.scaling;

@@ -1,0 +1,127 @@
+#include "lora_adapter.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "error.h"
+#include "safetensors.h"
+
+namespace lorafit {
+
+double lora_scaling(const LoraSpec& s) {
+  return s.rslora ? s.alpha / std::sqrt(static_cast<double>(s.rank)) : s.alpha / static_cast<double>(s.rank);
+}
+
+namespace {
+LoraLinear* find_linear(CausalLM& model, const std::string& path) {
+  for (auto& [name, lin] : model.named_linears())
+    if (name == path) return lin;
+  return nullptr;
+}
+}  // namespace
+
+bool has_adapter(CausalLM& model, const std::string& name) {
+  for (auto& [path, lin] : model.named_linears())
+    if (lin->adapters().count(name)) return true;
+  return false;
+}
+
+void add_adapter(CausalLM& model, const LoraSpec& s) {
+  if (s.rank <= 0) throw Error("E_OPTION", "option 'rank' must be a positive integer");
+  if (s.targets.empty()) throw Error("E_ADAPTER", "adapter '" + s.name + "' targets no module");
+  if (has_adapter(model, s.name)) throw Error("E_ADAPTER", "an adapter named '" + s.name + "' is already attached");
+  at::NoGradGuard no_grad;
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(s.seed);
+  const auto opts = at::TensorOptions().dtype(at::kFloat);
+  std::vector<std::pair<LoraLinear*, LoraWeights>> made;
+  for (const auto& path : s.targets) {
+    LoraLinear* lin = find_linear(model, path);
+    if (!lin) throw Error("E_ADAPTER", "adapter '" + s.name + "': no linear module named '" + path + "'");
+    const int64_t in = lin->in_features(), out = lin->out_features();
+    LoraWeights w;
+    w.A = at::zeros({s.rank, in}, opts);
+    w.B = at::zeros({out, s.rank}, opts);
+    if (s.init == "kaiming") {
+      // PEFT: nn.init.kaiming_uniform_(A, a=sqrt(5)) -> U(-1/sqrt(in), 1/sqrt(in))
+      const double bound = 1.0 / std::sqrt(static_cast<double>(in));
+      w.A.uniform_(-bound, bound, gen);
+    } else if (s.init == "gaussian") {
+      w.A.normal_(0.0, 1.0 / static_cast<double>(s.rank), gen);
+    } else if (s.init != "none") {
+      throw Error("E_OPTION", "option 'init' must be 'kaiming', 'gaussian' or 'none', got '" + s.init + "'");
+    }
+    w.A = w.A.to(model.device(), s.dtype).set_requires_grad(true);
+    w.B = w.B.to(model.device(), s.dtype).set_requires_grad(true);
+    w.scaling = lora_scaling(s);
+    w.dropout = s.dropout;
+    made.emplace_back(lin, std::move(w));
+  }
+  for (auto& [lin, w] : made) lin->adapters()[s.name] = std::move(w);
+}
+
+void delete_adapter(CausalLM& model, const std::string& name) {
+  if (!has_adapter(model, name)) throw Error("E_ADAPTER", "no adapter named '" + name + "'");
+  for (auto& [path, lin] : model.named_linears()) {
+    auto it = lin->adapters().find(name);
+    if (it == lin->adapters().end()) continue;
+    if (it->second.merged) lin->unmerge(name);
+    lin->adapters().erase(it);
+  }
+  auto& active = model.active_adapters();
+  active.erase(std::remove(active.begin(), active.end(), name), active.end());
+}
+
+std::vector<std::pair<std::string, at::Tensor>> adapter_tensors(CausalLM& model, const std::string& name) {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (auto& [path, lin] : model.named_linears()) {
+    auto it = lin->adapters().find(name);
+    if (it == lin->adapters().end()) continue;
+    out.emplace_back(path + ".lora_A.weight", it->second.A);
+    out.emplace_back(path + ".lora_B.weight", it->second.B);
+  }
+  if (out.empty()) throw Error("E_ADAPTER", "no adapter named '" + name + "'");
+  return out;
+}
+
+void set_adapter_tensor(CausalLM& model, const std::string& name, const std::string& key, const at::Tensor& value) {
+  for (auto& [k, t] : adapter_tensors(model, name)) {
+    if (k != key) continue;
+    if (t.sizes() != value.sizes())
+      throw Error("E_SHAPE", "adapter tensor '" + key + "' has shape " + shape_string(value.sizes()) + " but the model needs " + shape_string(t.sizes()));
+    at::NoGradGuard no_grad;
+    t.copy_(value);
+    return;
+  }
+  throw Error("E_ADAPTER", "adapter '" + name + "' has no tensor '" + key + "' (does it target this module?)");
+}
+
+void merge_adapter(CausalLM& model, const std::string& name) {
+  if (!has_adapter(model, name)) throw Error("E_ADAPTER", "no adapter named '" + name + "'");
+  at::NoGradGuard no_grad;
+  auto linears = model.named_linears();
+  // Check every delta first so a refused merge leaves no layer half-merged.
+  for (auto& [path, lin] : linears)
+    if (lin->adapters().count(name) && !at::isfinite(lin->delta(name)).all().item<bool>())
+      throw Error("E_LORA_MERGE", "adapter '" + name + "' has non-finite values in " + path + "; refusing to merge it");
+  for (auto& [path, lin] : linears)
+    if (lin->adapters().count(name)) lin->merge(name);
+}
+
+void unmerge_adapter(CausalLM& model, const std::string& name) {
+  if (!has_adapter(model, name)) throw Error("E_ADAPTER", "no adapter named '" + name + "'");
+  at::NoGradGuard no_grad;
+  for (auto& [path, lin] : model.named_linears())
+    if (lin->adapters().count(name)) lin->unmerge(name);
+}
+
+void merge_and_unload(CausalLM& model, const std::string& name) {
+  merge_adapter(model, name);
+  for (auto& [path, lin] : model.named_linears()) lin->adapters().erase(name);
+  auto& active = model.active_adapters();
+  active.erase(std::remove(active.begin(), active.end(), name), active.end());
+}
+
+}  // namespace lorafit

@@ -1,0 +1,95 @@
+#include "loss.h"
+
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <algorithm>
+
+#include "error.h"
+
+namespace lorafit {
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Enough tokens per chunk to keep matmuls efficient, few enough that a chunk's fp32 logits
+// stay around 256 MB for a 152k vocabulary.
+int64_t chunk_tokens(int64_t vocab) { return std::max<int64_t>(64, (int64_t{64} << 20) / std::max<int64_t>(vocab, 1)); }
+
+struct LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> {
+  // h: [N, H] (model dtype), weight: [V, H], targets: [N] int64 -> sum of CE (fp32 scalar)
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& h, const at::Tensor& weight, const at::Tensor& targets,
+                            double softcap, bool need_grad_h, bool need_grad_w) {
+    const int64_t n = h.size(0), vocab = weight.size(0);
+    const int64_t step = chunk_tokens(vocab);
+    at::Tensor total = at::zeros({}, h.options().dtype(at::kFloat));
+    at::Tensor grad_h = need_grad_h ? at::empty_like(h) : at::Tensor();
+    at::Tensor grad_w = need_grad_w ? at::zeros(weight.sizes(), weight.options().dtype(at::kFloat)) : at::Tensor();
+    for (int64_t start = 0; start < n; start += step) {
+      const int64_t len = std::min(step, n - start);
+      at::Tensor hc = h.narrow(0, start, len);               // [C, H]
+      at::Tensor tc = targets.narrow(0, start, len);         // [C]
+      at::Tensor z = at::linear(hc, weight);                 // [C, V] model dtype, as HF's lm_head
+      at::Tensor capped;
+      if (softcap > 0) {
+        capped = at::tanh(z / softcap);                      // HF caps in the model dtype
+        z = capped * softcap;
+      }
+      at::Tensor zf = z.to(at::kFloat);                      // the loss upcasts, as HF's loss does
+      at::Tensor lse = at::logsumexp(zf, -1);                // [C]
+      total += (lse - zf.gather(1, tc.unsqueeze(1)).squeeze(1)).sum();
+      if (!need_grad_h && !need_grad_w) continue;
+      // d(sum CE)/dz = softmax(z) - onehot(target)
+      at::Tensor dz = at::exp(zf - lse.unsqueeze(1));
+      dz.scatter_add_(1, tc.unsqueeze(1), at::full({len, 1}, -1.0f, dz.options()));
+      if (softcap > 0) dz = dz * (1 - capped.to(at::kFloat).pow(2));
+      at::Tensor dzc = dz.to(h.scalar_type());
+      if (need_grad_h) grad_h.narrow(0, start, len).copy_(at::matmul(dzc, weight));      // [C, H]
+      if (need_grad_w) grad_w.add_(at::matmul(dzc.t(), hc).to(at::kFloat));            // [V, H]
+    }
+    ctx->saved_data["grad_h"] = grad_h;
+    ctx->saved_data["grad_w"] = grad_w;
+    ctx->saved_data["w_dtype"] = weight.scalar_type();
+    return total;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    at::Tensor g = grad_outputs[0];  // scalar: d(loss)/d(sum), e.g. 1 / tokens of the step
+    at::Tensor grad_h = ctx->saved_data["grad_h"].toTensor();
+    at::Tensor grad_w = ctx->saved_data["grad_w"].toTensor();
+    at::Tensor out_h = grad_h.defined() ? grad_h * g.to(grad_h.scalar_type()) : at::Tensor();
+    at::Tensor out_w;
+    if (grad_w.defined()) out_w = (grad_w * g).to(ctx->saved_data["w_dtype"].toScalarType());
+    return {out_h, out_w, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+int64_t count_loss_tokens(const at::Tensor& labels) {
+  if (labels.size(1) < 2) return 0;
+  return labels.narrow(1, 1, labels.size(1) - 1).ne(kIgnoreIndex).sum().item<int64_t>();
+}
+
+std::pair<at::Tensor, int64_t> masked_lm_loss_sum(const at::Tensor& hidden, const at::Tensor& labels, const at::Tensor& weight,
+                                                  double softcap) {
+  const int64_t B = hidden.size(0), T = hidden.size(1), H = hidden.size(2), V = weight.size(0);
+  if (labels.dim() != 2 || labels.size(0) != B || labels.size(1) != T)
+    throw Error("E_SHAPE", "labels must have the shape of input_ids [" + std::to_string(B) + ", " + std::to_string(T) + "]");
+  at::Tensor y = labels.to(hidden.device(), at::kLong);
+  if (T < 2) return {at::zeros({}, hidden.options().dtype(at::kFloat)), 0};
+  at::Tensor ys = y.narrow(1, 1, T - 1).reshape({-1});               // [B*(T-1)] targets
+  at::Tensor hs = hidden.narrow(1, 0, T - 1).reshape({-1, H});       // [B*(T-1), H]
+  at::Tensor keep = ys.ne(kIgnoreIndex).nonzero().squeeze(1);        // [N]
+  at::Tensor targets = ys.index_select(0, keep);
+  if (targets.numel() > 0 && (targets.min().item<int64_t>() < 0 || targets.max().item<int64_t>() >= V))
+    throw Error("E_INPUT", "labels hold a token id outside [0, " + std::to_string(V) + ") that is not -100");
+  at::Tensor h = hs.index_select(0, keep);                            // [N, H]
+  const bool grad_h = h.requires_grad();
+  const bool grad_w = weight.requires_grad();
+  at::Tensor sum = LinearCrossEntropy::apply(h, weight, targets, softcap, grad_h, grad_w);
+  return {sum, targets.numel()};
+}
+
+}  // namespace lorafit

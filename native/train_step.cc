@@ -1,0 +1,77 @@
+#include "train_step.h"
+
+#include <ATen/core/grad_mode.h>
+
+#include <cmath>
+
+#include "error.h"
+#include "loss.h"
+
+namespace lorafit {
+
+std::vector<at::Tensor> trainable_parameters(CausalLM& model) {
+  std::vector<at::Tensor> out;
+  for (const auto& name : model.active_adapters())
+    for (auto& [path, lin] : model.named_linears()) {
+      auto it = lin->adapters().find(name);
+      if (it == lin->adapters().end() || it->second.merged) continue;
+      out.push_back(it->second.A);
+      out.push_back(it->second.B);
+    }
+  return out;
+}
+
+double grad_norm(const std::vector<at::Tensor>& params) {
+  at::NoGradGuard no_grad;
+  double sq = 0;
+  for (const auto& p : params)
+    if (p.grad().defined()) sq += p.grad().to(at::kDouble).pow(2).sum().item<double>();
+  return std::sqrt(sq);
+}
+
+StepResult accumulate_gradients(CausalLM& model, const std::vector<MicroBatch>& batches, const std::vector<at::Tensor>& params,
+                                const at::Generator& generator) {
+  at::AutoGradMode grad_mode(true);
+  for (const auto& p : params) {
+    if (!p.requires_grad()) throw Error("E_ADAPTER", "a trainable tensor does not require grad");
+    if (p.grad().defined()) p.mutable_grad().zero_();
+  }
+  int64_t total = 0;
+  for (const auto& mb : batches) total += count_loss_tokens(mb.labels);
+  if (total == 0) throw Error("E_INPUT", "the batch has no labelled tokens (every label is -100 after the shift)");
+  ForwardContext ctx = model.context(/*training=*/true);
+  ctx.generator = generator;
+  double sum = 0;
+  for (const auto& mb : batches) {
+    ForwardOptions fo;
+    fo.attention_mask = mb.attention_mask;
+    at::Tensor h = model.hidden(mb.input_ids, fo, ctx);
+    auto [loss_sum, n] = masked_lm_loss_sum(h, mb.labels, model.lm_head_weight(), model.config().final_logit_softcapping);
+    if (n == 0) continue;
+    (loss_sum / static_cast<double>(total)).backward();
+    sum += loss_sum.item<double>();
+  }
+  StepResult r;
+  r.loss = sum / static_cast<double>(total);
+  r.tokens = total;
+  r.grad_norm = grad_norm(params);
+  return r;
+}
+
+std::pair<double, int64_t> evaluate_loss(CausalLM& model, const std::vector<MicroBatch>& batches) {
+  at::NoGradGuard no_grad;
+  ForwardContext ctx = model.context(/*training=*/false);
+  double sum = 0;
+  int64_t tokens = 0;
+  for (const auto& mb : batches) {
+    ForwardOptions fo;
+    fo.attention_mask = mb.attention_mask;
+    at::Tensor h = model.hidden(mb.input_ids, fo, ctx);
+    auto [loss_sum, n] = masked_lm_loss_sum(h, mb.labels, model.lm_head_weight(), model.config().final_logit_softcapping);
+    sum += loss_sum.item<double>();
+    tokens += n;
+  }
+  return {sum, tokens};
+}
+
+}  // namespace lorafit

@@ -1,0 +1,38 @@
+// One optimizer step's worth of forward/backward: loss and gradients over several micro-batches,
+// normalised by the token count of the whole step, so that accumulation over micro-batches of
+// different lengths gives exactly the gradient of the whole batch.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <vector>
+
+#include "causal_lm.h"
+
+namespace lorafit {
+
+struct MicroBatch {
+  at::Tensor input_ids;       // [B, T] int64
+  at::Tensor labels;          // [B, T] int64, -100 = not counted
+  at::Tensor attention_mask;  // [B, T] or undefined
+};
+
+struct StepResult {
+  double loss = 0;       // mean CE over the step's counted tokens
+  int64_t tokens = 0;    // counted (label) tokens
+  double grad_norm = 0;  // L2 norm of all trainable gradients
+};
+
+// The trainable tensors: the LoRA weights of the active adapters.
+std::vector<at::Tensor> trainable_parameters(CausalLM& model);
+
+// Zeroes the gradients of `params`, then accumulates d(loss)/d(params) over `batches`.
+// `generator` drives LoRA dropout (training mode).
+StepResult accumulate_gradients(CausalLM& model, const std::vector<MicroBatch>& batches, const std::vector<at::Tensor>& params,
+                                const at::Generator& generator);
+
+// Loss without gradients (evaluation): {sum of CE, token count}.
+std::pair<double, int64_t> evaluate_loss(CausalLM& model, const std::vector<MicroBatch>& batches);
+
+double grad_norm(const std::vector<at::Tensor>& params);
+
+}  // namespace lorafit
