@@ -217,7 +217,12 @@ async function fetchInto(
   if (have > 0 && res.status === 206) {
     const cr = res.headers.get('content-range');
     const start = cr ? Number(/bytes\s+(\d+)-/.exec(cr)?.[1]) : have;
-    if (start !== have) offset = 0;
+    if (start !== have) {
+      // Not the range we asked for: drop the partial file and start over on the next attempt.
+      await res.body?.cancel().catch(() => {});
+      await rm(partial, { force: true });
+      throw new HubError('E_HUB_DOWNLOAD', `${what}: the server answered a different range (${cr}), restarting`, { file });
+    }
   }
   if (meta.size === undefined) {
     const len = res.headers.get('content-length');
@@ -225,6 +230,7 @@ async function fetchInto(
     const total = cr ? Number(cr.split('/').pop()) : len && !res.headers.get('content-encoding') ? Number(len) + offset : NaN;
     if (Number.isFinite(total)) meta.size = total;
   }
+  // 'a' when resuming: O_APPEND puts every write at the end, i.e. at `pos`.
   const fh = await open(partial, offset === 0 ? 'w' : 'a');
   let received = 0;
   try {

@@ -116,6 +116,10 @@ describe('resolveModelPath: download into the HF cache', () => {
     const info = await downloadSnapshot('org/tiny', opts(cacheDir, { allowPatterns: ['*.bin', 'config.json'] }));
     expect(info.files.sort()).toEqual(['config.json', 'pytorch_model.bin']);
     expect(readdirSync(info.path).sort()).toEqual(['config.json', 'pytorch_model.bin']);
+    // Nested files link one level further up.
+    const nested = await downloadSnapshot('org/tiny', opts(cacheDir, { allowPatterns: ['original/'] }));
+    expect(nested.files).toEqual(['original/consolidated.safetensors']);
+    expect(readlinkSync(join(nested.path, 'original', 'consolidated.safetensors'))).toMatch(/^\.\.\/\.\.\/\.\.\/blobs\/[0-9a-f]{64}$/);
   });
 });
 
