@@ -3,6 +3,7 @@
 #include <ATen/core/grad_mode.h>
 
 #include "convert.h"
+#include "error.h"
 #include "runtime.h"
 #include "worker.h"
 
@@ -16,6 +17,8 @@ Napi::Object ModelWrap::Init(Napi::Env env, Napi::Object exports) {
                                     InstanceMethod("configJson", &ModelWrap::ConfigJson),
                                     InstanceMethod("numParameters", &ModelWrap::NumParameters),
                                     InstanceMethod("warnings", &ModelWrap::Warnings),
+                                    InstanceMethod("parameter", &ModelWrap::Parameter),
+                                    InstanceMethod("parameterNames", &ModelWrap::ParameterNames),
                                     InstanceMethod("dispose", &ModelWrap::Dispose),
                                     InstanceMethod("linearNames", &ModelWrap::LinearNames),
                                     InstanceMethod("addAdapter", &ModelWrap::AddAdapter),
@@ -127,6 +130,39 @@ Napi::Value ModelWrap::Warnings(const Napi::CallbackInfo& info) {
   Napi::Array a = Napi::Array::New(info.Env(), w.size());
   for (size_t i = 0; i < w.size(); ++i) a.Set(static_cast<uint32_t>(i), Napi::String::New(info.Env(), w[i]));
   return a;
+}
+
+Napi::Value ModelWrap::ParameterNames(const Napi::CallbackInfo& info) {
+  auto params = model(info.Env())->named_parameters();
+  Napi::Array a = Napi::Array::New(info.Env(), params.size());
+  for (size_t i = 0; i < params.size(); ++i) a.Set(static_cast<uint32_t>(i), Napi::String::New(info.Env(), params[i].first));
+  return a;
+}
+
+Napi::Value ModelWrap::Parameter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto model = this->model(env);
+  if (info.Length() < 1 || !info[0].IsString()) ThrowCoded(env, "E_INPUT", "parameter(name)");
+  const std::string name = info[0].As<Napi::String>().Utf8Value();
+  auto result = std::make_shared<at::Tensor>();
+  return PromiseWorker::Start(
+      env,
+      [model, name, result] {
+        std::lock_guard<std::mutex> lock(model->mutex());
+        for (auto& [k, t] : model->named_parameters())
+          if (k == name) {
+            *result = t.detach().to(at::kCPU, at::kFloat).contiguous();
+            return;
+          }
+        throw lorafit::Error("E_INPUT", "the model has no parameter '" + name + "'");
+      },
+      [result](Napi::Env env) -> Napi::Value {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("shape", ToShape(env, result->sizes()));
+        o.Set("data", ToFloat32Array(env, *result));
+        return o;
+      },
+      Value());
 }
 
 Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo& info) {

@@ -25,6 +25,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value ConfigJson(const Napi::CallbackInfo& info);
   Napi::Value NumParameters(const Napi::CallbackInfo& info);
   Napi::Value Warnings(const Napi::CallbackInfo& info);
+  Napi::Value Parameter(const Napi::CallbackInfo& info);
+  Napi::Value ParameterNames(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   // LoRA adapters and training (model_lora.cc)
   Napi::Value LinearNames(const Napi::CallbackInfo& info);

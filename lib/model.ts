@@ -5,7 +5,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fromNative, LorafitError, optionError } from './errors.js';
-import { native, type NativeModel } from './native.js';
+import { native, type NativeMicroBatch, type NativeModel } from './native.js';
 import { Serial } from './serial.js';
 import { toTokenBatch, type TokenBatch } from './tokens.js';
 
@@ -62,6 +62,25 @@ export interface ForwardResult {
   logits: Float32Array;
   shape: [number, number, number];
   hiddenStates?: Float32Array[];
+}
+
+/** One micro-batch: equal-length rows; labels -100 where not trained (shifted inside, as HF). */
+export interface MicroBatch {
+  inputIds: number[][] | TokenBatch;
+  labels: number[][] | TokenBatch;
+  attentionMask?: number[][] | TokenBatch;
+}
+
+function toNativeBatch(b: MicroBatch, i: number): NativeMicroBatch {
+  const ids = toTokenBatch(b.inputIds, `batches[${i}].inputIds`);
+  const labels = toTokenBatch(b.labels, `batches[${i}].labels`);
+  const mask = b.attentionMask === undefined ? undefined : toTokenBatch(b.attentionMask, `batches[${i}].attentionMask`);
+  for (const [name, t] of [['labels', labels], ['attentionMask', mask]] as const) {
+    if (t && (t.shape[0] !== ids.shape[0] || t.shape[1] !== ids.shape[1])) {
+      throw new LorafitError('E_SHAPE', `batches[${i}].${name} has shape [${t.shape.join(', ')}] but inputIds has [${ids.shape.join(', ')}]`);
+    }
+  }
+  return { inputIds: ids.data, labels: labels.data, attentionMask: mask?.data, shape: ids.shape };
 }
 
 export class Model {
@@ -143,6 +162,41 @@ export class Model {
       } catch (e) {
         throw fromNative(e);
       }
+    });
+  }
+
+  /** Names of the model's weights, as in the checkpoint. */
+  parameterNames(): string[] {
+    return this.handle.parameterNames();
+  }
+
+  /** A copy of one weight (as float32), e.g. 'model.layers.0.self_attn.q_proj.weight'. */
+  async parameter(name: string): Promise<{ shape: number[]; data: Float32Array }> {
+    const handle = this.handle;
+    return this.serial.run(() => handle.parameter(name)).catch((e) => {
+      throw fromNative(e);
+    });
+  }
+
+  /**
+   * Loss and gradients of one optimizer step over its micro-batches, normalised by the step's
+   * total label-token count (so accumulation over micro-batches equals one big batch).
+   * Gradients land on the active adapters' weights.
+   */
+  async lossAndGrad(batches: MicroBatch[], options: { dropoutSeed?: number } = {}): Promise<{ loss: number; tokens: number; gradNorm: number }> {
+    const handle = this.handle;
+    const native = batches.map(toNativeBatch);
+    return this.serial.run(() => handle.lossAndGrad(native, { dropoutSeed: options.dropoutSeed ?? 0 })).catch((e) => {
+      throw fromNative(e);
+    });
+  }
+
+  /** Summed loss and label-token count without gradients (evaluation). */
+  async evalLoss(batches: MicroBatch[]): Promise<{ sum: number; tokens: number }> {
+    const handle = this.handle;
+    const native = batches.map(toNativeBatch);
+    return this.serial.run(() => handle.evalLoss(native)).catch((e) => {
+      throw fromNative(e);
     });
   }
 

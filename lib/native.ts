@@ -22,12 +22,36 @@ export interface NativeForwardResult {
   hiddenShape?: number[];
 }
 
+export interface NativeMicroBatch {
+  inputIds: IdArray;
+  labels: IdArray;
+  attentionMask?: IdArray;
+  shape: [number, number];
+}
+
+export interface NativeNamedTensor {
+  key: string;
+  shape: number[];
+  data: Float32Array;
+}
+
 export interface NativeModel {
   forward(inputIds: IdArray, shape: number[], options: NativeForwardOptions): Promise<NativeForwardResult>;
   configJson(): string;
   numParameters(): number;
   warnings(): string[];
+  parameter(name: string): Promise<{ shape: number[]; data: Float32Array }>;
+  parameterNames(): string[];
   dispose(): void;
+  linearNames(): string[];
+  addAdapter(spec: { name: string; rank: number; alpha: number; dropout: number; rslora: boolean; init: string; seed: number; targets: string[] }): Promise<void>;
+  deleteAdapter(name: string): Promise<void>;
+  setActiveAdapters(names: string[]): Promise<void>;
+  adapterState(name: string, grads?: boolean): Promise<NativeNamedTensor[]>;
+  setAdapterState(name: string, entries: NativeNamedTensor[]): Promise<void>;
+  mergeAdapter(name: string, mode: 'merge' | 'unmerge' | 'unload'): Promise<void>;
+  lossAndGrad(batches: NativeMicroBatch[], options: { dropoutSeed: number }): Promise<{ loss: number; tokens: number; gradNorm: number }>;
+  evalLoss(batches: NativeMicroBatch[]): Promise<{ sum: number; tokens: number }>;
 }
 
 export interface NativeAddon {

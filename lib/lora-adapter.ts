@@ -1,0 +1,333 @@
+// LoraAdapter: a named PEFT-compatible LoRA adapter attached to a Model.
+//   const adapter = await LoraAdapter.create(model, { rank: 16, alpha: 32, targetModules: 'all-linear' });
+//   await adapter.save('out/adapter');                       // adapter_config.json + adapter_model.safetensors
+//   const again = await LoraAdapter.load(model, 'out/adapter', { name: 'tuned' });
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fromNative, LorafitError, optionError } from './errors.js';
+import { writeFileAtomicSync } from './fs-atomic.js';
+import { checkPeftConfig, makePeftConfig, type PeftLoraConfig } from './lora/peft-config.js';
+import { DEFAULT_TARGETS, resolveTargets, shortNames, type TargetModules } from './lora/targets.js';
+import type { Model } from './model.js';
+import type { NativeNamedTensor } from './native.js';
+import { fromFloat32, readSafetensors, serializeSafetensors, toFloat32, type StTensor } from './safetensors.js';
+
+export const PEFT_PREFIX = 'base_model.model.';
+export const ADAPTER_CONFIG = 'adapter_config.json';
+export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
+
+export interface LoraOptions {
+  /** LoRA rank r. Default 8 (PEFT's). */
+  rank?: number;
+  /** lora_alpha; scaling = alpha / r (alpha / sqrt(r) with useRslora). Default 8 (PEFT's). */
+  alpha?: number;
+  /** Dropout on the LoRA path only. Default 0. */
+  dropout?: number;
+  /** Module names (['q_proj', 'v_proj']), a regex over module paths, or 'all-linear'. Default: PEFT's per architecture. */
+  targetModules?: TargetModules;
+  useRslora?: boolean;
+  /** 'kaiming' (PEFT default: A kaiming-uniform, B zeros), 'gaussian' (A ~ N(0, 1/r)), 'none' (both zero). */
+  init?: 'kaiming' | 'gaussian' | 'none';
+  seed?: number;
+  /** Adapter name on the model. Default 'default'. */
+  name?: string;
+  /** Make it the active adapter. Default true. */
+  activate?: boolean;
+}
+
+export interface TrainableParameters {
+  trainable: number;
+  total: number;
+  /** trainable / total * 100 */
+  percent: number;
+}
+
+/** Adapters attached to each model, by name (a model may hold several). */
+const registry = new WeakMap<Model, Map<string, LoraAdapter>>();
+
+function adaptersOf(model: Model): Map<string, LoraAdapter> {
+  let m = registry.get(model);
+  if (!m) registry.set(model, (m = new Map()));
+  return m;
+}
+
+export class LoraAdapter {
+  #deleted = false;
+
+  private constructor(
+    readonly model: Model,
+    readonly name: string,
+    readonly config: PeftLoraConfig,
+    /** Module paths the adapter wraps. */
+    readonly modules: string[],
+  ) {}
+
+  static async create(model: Model, options: LoraOptions = {}): Promise<LoraAdapter> {
+    const rank = options.rank ?? 8;
+    const alpha = options.alpha ?? 8;
+    const dropout = options.dropout ?? 0;
+    const name = options.name ?? 'default';
+    const init = options.init ?? 'kaiming';
+    if (!Number.isInteger(rank) || rank < 1) throw optionError('rank', `must be a positive integer, got ${rank}`);
+    if (typeof alpha !== 'number' || !Number.isFinite(alpha) || alpha <= 0) throw optionError('alpha', `must be a positive number, got ${alpha}`);
+    if (typeof dropout !== 'number' || dropout < 0 || dropout >= 1) throw optionError('dropout', `must be in [0, 1), got ${dropout}`);
+    if (!['kaiming', 'gaussian', 'none'].includes(init)) throw optionError('init', `must be 'kaiming', 'gaussian' or 'none', got '${init}'`);
+    if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw optionError('name', `'${name}' may hold only letters, digits, '_', '.', '-'`);
+    const seed = options.seed ?? 0;
+    if (!Number.isInteger(seed) || seed < 0) throw optionError('seed', 'must be a non-negative integer');
+    const targets = options.targetModules ?? DEFAULT_TARGETS[model.config.modelType];
+    const modules = resolveTargets(model.handle.linearNames(), targets, model.config.modelType);
+    const peftTargets = targets === 'all-linear' ? shortNames(modules) : typeof targets === 'string' ? targets : [...targets];
+    const config = makePeftConfig({ rank, alpha, dropout, targetModules: peftTargets, useRslora: options.useRslora ?? false, init, baseModel: model.dir });
+    return LoraAdapter.attach(model, name, config, modules, { seed, init }, options.activate ?? true);
+  }
+
+  /** Loads a PEFT adapter folder (adapter_config.json + adapter_model.safetensors). */
+  static async load(model: Model, dir: string, options: { name?: string; activate?: boolean } = {}): Promise<LoraAdapter> {
+    const abs = resolve(dir);
+    const configFile = join(abs, ADAPTER_CONFIG);
+    const weightsFile = join(abs, ADAPTER_WEIGHTS);
+    if (!existsSync(configFile)) throw new LorafitError('E_ADAPTER', `${abs}: no ${ADAPTER_CONFIG} (is this a PEFT adapter folder?)`);
+    if (!existsSync(weightsFile)) {
+      const hint = existsSync(join(abs, 'adapter_model.bin')) ? ' (it has adapter_model.bin, a pickle file lorafit does not load; re-save it with safe_serialization=True)' : '';
+      throw new LorafitError('E_ADAPTER', `${abs}: no ${ADAPTER_WEIGHTS}${hint}`);
+    }
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(configFile, 'utf8'));
+    } catch (e) {
+      throw new LorafitError('E_ADAPTER_CONFIG', `${configFile}: not valid JSON (${(e as Error).message})`);
+    }
+    const config = checkPeftConfig(raw, configFile);
+    const file = readSafetensors(weightsFile);
+    // Modules named by the weights file; they must all be linears of this model.
+    const linears = new Set(model.handle.linearNames());
+    const modules = new Set<string>();
+    for (const key of file.tensors.keys()) {
+      const m = /^base_model\.model\.(.+)\.lora_([AB])(?:\.[^.]+)?\.weight$/.exec(key);
+      if (!m) throw new LorafitError('E_ADAPTER', `${weightsFile}: unexpected tensor '${key}' (expected base_model.model.<module>.lora_A.weight / .lora_B.weight)`);
+      if (!linears.has(m[1])) throw new LorafitError('E_ADAPTER', `${weightsFile}: tensor '${key}' targets '${m[1]}', which is not a linear module of this ${model.config.modelType} model`);
+      modules.add(m[1]);
+    }
+    if (modules.size === 0) throw new LorafitError('E_ADAPTER', `${weightsFile}: holds no LoRA tensors`);
+    const ordered = model.handle.linearNames().filter((p) => modules.has(p));
+    const entries: NativeNamedTensor[] = [];
+    for (const path of ordered) {
+      for (const ab of ['A', 'B'] as const) {
+        const t = file.tensors.get(`${PEFT_PREFIX}${path}.lora_${ab}.weight`) ?? file.tensors.get(`${PEFT_PREFIX}${path}.lora_${ab}.default.weight`);
+        if (!t) throw new LorafitError('E_ADAPTER', `${weightsFile}: '${PEFT_PREFIX}${path}.lora_${ab}.weight' is missing`);
+        const rankDim = ab === 'A' ? t.shape[0] : t.shape[1];
+        if (t.shape.length !== 2 || rankDim !== config.r) {
+          throw new LorafitError('E_SHAPE', `${weightsFile}: '${PEFT_PREFIX}${path}.lora_${ab}.weight' has shape [${t.shape.join(', ')}] but r is ${config.r}`);
+        }
+        entries.push({ key: `${path}.lora_${ab}.weight`, shape: t.shape, data: toFloat32(t) });
+      }
+    }
+    const name = options.name ?? 'default';
+    const adapter = await LoraAdapter.attach(model, name, config, ordered, { seed: 0, init: 'none' }, options.activate ?? true);
+    try {
+      await model.serial.run(() => model.handle.setAdapterState(name, entries));
+    } catch (e) {
+      await adapter.delete();
+      throw new LorafitError((e as { code?: string }).code === 'E_SHAPE' ? 'E_SHAPE' : 'E_ADAPTER', `${weightsFile}: ${fromNative(e).message} (was it trained on another base model?)`);
+    }
+    return adapter;
+  }
+
+  private static async attach(model: Model, name: string, config: PeftLoraConfig, modules: string[], init: { seed: number; init: string }, activate: boolean): Promise<LoraAdapter> {
+    const all = adaptersOf(model);
+    if (all.has(name)) throw new LorafitError('E_ADAPTER', `the model already has an adapter named '${name}'; pass another name`);
+    const handle = model.handle;
+    try {
+      await model.serial.run(() =>
+        handle.addAdapter({ name, rank: config.r, alpha: config.lora_alpha, dropout: config.lora_dropout ?? 0, rslora: config.use_rslora === true, init: init.init, seed: init.seed, targets: modules }),
+      );
+    } catch (e) {
+      throw fromNative(e);
+    }
+    const adapter = new LoraAdapter(model, name, config, modules);
+    all.set(name, adapter);
+    if (activate) await adapter.activate();
+    return adapter;
+  }
+
+  /** Adapters attached to a model, by name. */
+  static list(model: Model): LoraAdapter[] {
+    return [...adaptersOf(model).values()];
+  }
+
+  /** Runs the base model alone (no adapter applied). */
+  static async disableAll(model: Model): Promise<void> {
+    await model.serial.run(() => model.handle.setActiveAdapters([]));
+  }
+
+  get scaling(): number {
+    return this.config.use_rslora ? this.config.lora_alpha / Math.sqrt(this.config.r) : this.config.lora_alpha / this.config.r;
+  }
+
+  private check(): void {
+    if (this.#deleted) throw new LorafitError('E_DISPOSED', `adapter '${this.name}' was deleted`);
+  }
+
+  /** Makes this the (only) active adapter. */
+  async activate(): Promise<void> {
+    this.check();
+    await this.model.serial.run(() => this.model.handle.setActiveAdapters([this.name]));
+  }
+
+  trainableParameters(): TrainableParameters {
+    this.check();
+    const c = this.model.config;
+    const dims = (path: string): [number, number] => {
+      const kind = path.split('.').pop();
+      const q = c.numAttentionHeads * c.headDim;
+      const kv = c.numKeyValueHeads * c.headDim;
+      switch (kind) {
+        case 'q_proj': return [c.hiddenSize, q];
+        case 'k_proj': case 'v_proj': return [c.hiddenSize, kv];
+        case 'o_proj': return [q, c.hiddenSize];
+        case 'gate_proj': case 'up_proj': return [c.hiddenSize, c.intermediateSize];
+        case 'down_proj': return [c.intermediateSize, c.hiddenSize];
+        default: throw new LorafitError('E_ADAPTER', `unknown module kind ${kind}`);
+      }
+    };
+    const trainable = this.modules.reduce((n, p) => {
+      const [i, o] = dims(p);
+      return n + this.config.r * (i + o);
+    }, 0);
+    const total = this.model.numParameters() + trainable;
+    return { trainable, total, percent: (100 * trainable) / total };
+  }
+
+  /** The adapter's tensors (or their gradients) keyed as in adapter_model.safetensors. */
+  async tensors(options: { grads?: boolean } = {}): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
+    this.check();
+    const entries = await this.model.serial.run(() => this.model.handle.adapterState(this.name, options.grads ?? false)).catch((e) => {
+      throw fromNative(e);
+    });
+    return new Map(entries.map((e) => [PEFT_PREFIX + e.key, { shape: e.shape, data: e.data }]));
+  }
+
+  /** Replaces the adapter's weights (keys as in adapter_model.safetensors). */
+  async setTensors(values: Map<string, { shape: number[]; data: Float32Array }>): Promise<void> {
+    this.check();
+    const entries = [...values].map(([k, v]) => ({ key: k.startsWith(PEFT_PREFIX) ? k.slice(PEFT_PREFIX.length) : k, shape: v.shape, data: v.data }));
+    await this.model.serial.run(() => this.model.handle.setAdapterState(this.name, entries)).catch((e) => {
+      throw fromNative(e);
+    });
+  }
+
+  /** Writes a PEFT adapter folder; the folder appears complete or not at all. */
+  async save(dir: string, options: { baseModelNameOrPath?: string } = {}): Promise<void> {
+    const tensors = await this.tensors();
+    const st = new Map<string, StTensor>();
+    for (const [k, v] of tensors) {
+      for (let i = 0; i < v.data.length; i++) {
+        if (!Number.isFinite(v.data[i])) throw new LorafitError('E_NON_FINITE', `adapter '${this.name}': '${k}' holds NaN or infinite values; not saving it`);
+      }
+      st.set(k, fromFloat32(v.data, v.shape));
+    }
+    const config = { ...this.config, base_model_name_or_path: options.baseModelNameOrPath ?? this.config.base_model_name_or_path, inference_mode: true };
+    const abs = resolve(dir);
+    const tmp = `${abs}.tmp-${process.pid}-${Date.now()}`;
+    mkdirSync(tmp, { recursive: true });
+    try {
+      writeFileAtomicSync(join(tmp, ADAPTER_WEIGHTS), serializeSafetensors(st, { format: 'pt' }));
+      writeFileAtomicSync(join(tmp, ADAPTER_CONFIG), `${JSON.stringify(config, null, 2)}\n`);
+      const old = existsSync(abs) ? `${abs}.old-${process.pid}-${Date.now()}` : undefined;
+      if (old) renameSync(abs, old);
+      renameSync(tmp, abs);
+      if (old) rmSync(old, { recursive: true, force: true });
+    } catch (e) {
+      rmSync(tmp, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  /** Folds scaling * B @ A into the base weights (outputs unchanged, adapter inactive in forward). */
+  async merge(): Promise<void> {
+    await this.mergeOp('merge');
+  }
+
+  async unmerge(): Promise<void> {
+    await this.mergeOp('unmerge');
+  }
+
+  /** PEFT's merge_and_unload: the model becomes a plain model with the adapter folded in. */
+  async mergeAndUnload(): Promise<void> {
+    await this.mergeOp('unload');
+    this.#deleted = true;
+    adaptersOf(this.model).delete(this.name);
+  }
+
+  private async mergeOp(mode: 'merge' | 'unmerge' | 'unload'): Promise<void> {
+    this.check();
+    await this.model.serial.run(() => this.model.handle.mergeAdapter(this.name, mode)).catch((e) => {
+      throw fromNative(e);
+    });
+  }
+
+  /** Removes the adapter from the model. */
+  async delete(): Promise<void> {
+    if (this.#deleted) return;
+    this.#deleted = true;
+    adaptersOf(this.model).delete(this.name);
+    if (this.model.disposed) return;
+    await this.model.serial.run(() => this.model.handle.deleteAdapter(this.name)).catch((e) => {
+      throw fromNative(e);
+    });
+  }
+
+  /**
+   * A new adapter combining others, as PEFT's add_weighted_adapter:
+   *  'linear': same rank; A = sum sqrt(w_i * s_i) A_i, B = sum sqrt(w_i * s_i) B_i (scaling 1 folded in)
+   *  'cat':    rank = sum r_i; A = concat(w_i * s_i * A_i), B = concat(B_i) (exact sum of deltas)
+   */
+  static async combine(model: Model, parts: { adapter: LoraAdapter; weight: number }[], options: { name: string; combinationType?: 'linear' | 'cat'; activate?: boolean }): Promise<LoraAdapter> {
+    const type = options.combinationType ?? 'cat';
+    if (parts.length === 0) throw optionError('parts', 'needs at least one adapter');
+    const modules = parts[0].adapter.modules;
+    for (const p of parts) {
+      if (p.adapter.modules.join() !== modules.join()) throw new LorafitError('E_ADAPTER', `combine: adapter '${p.adapter.name}' targets other modules than '${parts[0].adapter.name}'`);
+    }
+    if (type === 'linear' && !parts.every((p) => p.adapter.config.r === parts[0].adapter.config.r)) {
+      throw new LorafitError('E_ADAPTER', "combine: 'linear' needs adapters of the same rank; use 'cat'");
+    }
+    const rank = type === 'linear' ? parts[0].adapter.config.r : parts.reduce((n, p) => n + p.adapter.config.r, 0);
+    const weights = await Promise.all(parts.map((p) => p.adapter.tensors()));
+    const alpha = rank;  // scaling 1: the per-adapter scalings are folded into the weights
+    const config = makePeftConfig({ rank, alpha, dropout: 0, targetModules: parts[0].adapter.config.target_modules, useRslora: false, init: 'kaiming', baseModel: model.dir });
+    const combined = await LoraAdapter.attach(model, options.name, config, modules, { seed: 0, init: 'none' }, options.activate ?? true);
+    const out = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const path of modules) {
+      const keyA = `${PEFT_PREFIX}${path}.lora_A.weight`;
+      const keyB = `${PEFT_PREFIX}${path}.lora_B.weight`;
+      const As = weights.map((w) => w.get(keyA)!);
+      const Bs = weights.map((w) => w.get(keyB)!);
+      const inF = As[0].shape[1];
+      const outF = Bs[0].shape[0];
+      const A = new Float32Array(rank * inF);
+      const B = new Float32Array(outF * rank);
+      if (type === 'linear') {
+        parts.forEach((p, i) => {
+          const f = Math.sqrt(p.weight * p.adapter.scaling);
+          for (let j = 0; j < A.length; j++) A[j] += f * As[i].data[j];
+          for (let j = 0; j < B.length; j++) B[j] += f * Bs[i].data[j];
+        });
+      } else {
+        let r0 = 0;
+        parts.forEach((p, i) => {
+          const ri = p.adapter.config.r;
+          const f = p.weight * p.adapter.scaling;
+          for (let r = 0; r < ri; r++) for (let c = 0; c < inF; c++) A[(r0 + r) * inF + c] = f * As[i].data[r * inF + c];
+          for (let o = 0; o < outF; o++) for (let r = 0; r < ri; r++) B[o * rank + r0 + r] = Bs[i].data[o * ri + r];
+          r0 += ri;
+        });
+      }
+      out.set(keyA, { shape: [rank, inF], data: A });
+      out.set(keyB, { shape: [outF, rank], data: B });
+    }
+    await combined.setTensors(out);
+    return combined;
+  }
+}
