@@ -28,7 +28,10 @@ Napi::Object ModelWrap::Init(Napi::Env env, Napi::Object exports) {
                                     InstanceMethod("setAdapterState", &ModelWrap::SetAdapterState),
                                     InstanceMethod("mergeAdapter", &ModelWrap::MergeAdapter),
                                     InstanceMethod("lossAndGrad", &ModelWrap::LossAndGrad),
-                                    InstanceMethod("evalLoss", &ModelWrap::EvalLoss)});
+                                    InstanceMethod("evalLoss", &ModelWrap::EvalLoss),
+                                    InstanceMethod("optimizerStep", &ModelWrap::OptimizerStep),
+                                    InstanceMethod("optimizerState", &ModelWrap::OptimizerState),
+                                    InstanceMethod("setOptimizerState", &ModelWrap::SetOptimizerState)});
   constructor_ = Napi::Persistent(cls);
   constructor_.SuppressDestruct();
   exports.Set("loadModel", Napi::Function::New(env, &ModelWrap::Load));

@@ -38,6 +38,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value MergeAdapter(const Napi::CallbackInfo& info);
   Napi::Value LossAndGrad(const Napi::CallbackInfo& info);
   Napi::Value EvalLoss(const Napi::CallbackInfo& info);
+  Napi::Value OptimizerStep(const Napi::CallbackInfo& info);
+  Napi::Value OptimizerState(const Napi::CallbackInfo& info);
+  Napi::Value SetOptimizerState(const Napi::CallbackInfo& info);
   // Runs fn(model) on the thread pool holding the model's mutex; resolves undefined.
   Napi::Value RunLocked(Napi::Env env, std::function<void(lorafit::CausalLM&)> fn);
 

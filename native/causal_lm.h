@@ -3,6 +3,7 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -14,6 +15,7 @@
 #include "layers/attention.h"
 #include "layers/decoder_layer.h"
 #include "layers/rotary.h"
+#include "optimizer.h"
 
 namespace lorafit {
 
@@ -67,6 +69,8 @@ class CausalLM {
     return ctx;
   }
   const at::Tensor& lm_head_weight() const { return lm_head_; }
+  // Optimizer state per adapter name (the trainer's moments live beside the weights they update).
+  std::map<std::string, OptimizerState>& optimizer_states() { return optimizer_states_; }
 
  private:
   CausalLM(ModelConfig config, at::ScalarType dtype, at::Device device);
@@ -81,6 +85,7 @@ class CausalLM {
   at::Tensor lm_head_;       // [V, hidden]; the same tensor as embed_tokens_ when tied
   std::vector<std::string> warnings_;
   std::vector<std::string> active_adapters_;
+  std::map<std::string, OptimizerState> optimizer_states_;
   std::mutex mutex_;
 };
 

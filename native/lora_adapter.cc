@@ -72,6 +72,7 @@ void delete_adapter(CausalLM& model, const std::string& name) {
   }
   auto& active = model.active_adapters();
   active.erase(std::remove(active.begin(), active.end(), name), active.end());
+  model.optimizer_states().erase(name);
 }
 
 std::vector<std::pair<std::string, at::Tensor>> adapter_tensors(CausalLM& model, const std::string& name) {
