@@ -1,5 +1,6 @@
 // Shared helpers for the GGUF export tests.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { gguf } from '@huggingface/gguf';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -54,3 +55,18 @@ export function writeByteTokenizer(dir: string, options: { chatTemplate?: string
   writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(config));
   return dir;
 }
+
+/** Reads a GGUF file back with @huggingface/gguf (typed metadata) plus the raw bytes for tensor data. */
+export async function readGguf(file: string) {
+  const parsed = await gguf(file, { allowLocalFile: true, typedMetadata: true });
+  const bytes = readFileSync(file);
+  const data = (name: string): Uint8Array => {
+    const i = parsed.tensorInfos.findIndex((t) => t.name === name);
+    if (i < 0) throw new Error(`no tensor ${name}`);
+    const start = Number(parsed.tensorDataOffset + parsed.tensorInfos[i].offset);
+    return new Uint8Array(bytes.buffer, bytes.byteOffset + start, bytes.length - start);
+  };
+  const f32 = (name: string, n: number): Float32Array => new Float32Array(data(name).slice(0, n * 4).buffer);
+  return { ...parsed, bytes, data, f32 };
+}
+
