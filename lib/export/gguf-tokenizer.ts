@@ -128,7 +128,8 @@ export async function readTokenizerMetadata(dir: string, options: TokenizerExpor
     added.set(a.id, a);
     byId.set(a.id, a.content);
   }
-  const maxId = Math.max(...byId.keys());
+  let maxId = -1;
+  for (const id of byId.keys()) if (id > maxId) maxId = id;
   const vocabSize = options.vocabSize ?? maxId + 1;
   if (maxId >= vocabSize) {
     throw new LorafitError('E_EXPORT', `${file}: the tokenizer has token id ${maxId} but the model's vocabulary has only ${vocabSize} rows`);

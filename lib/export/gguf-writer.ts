@@ -232,7 +232,7 @@ function writeScalar(b: ByteSink, type: GgufScalarType, v: GgufScalar, key: stri
   }
 }
 
-/** A growable little-endian byte buffer. */
+/** A growable little-endian byte buffer (reserve first: growing replaces buf and view). */
 class ByteSink {
   private buf = new Uint8Array(1 << 16);
   private view = new DataView(this.buf.buffer);
@@ -251,20 +251,21 @@ class ByteSink {
     this.length += n;
     return at;
   }
-  u8(v: number): void { this.view.setUint8(this.reserve(1), v); }
-  i8(v: number): void { this.view.setInt8(this.reserve(1), v); }
-  u16(v: number): void { this.view.setUint16(this.reserve(2), v, true); }
-  i16(v: number): void { this.view.setInt16(this.reserve(2), v, true); }
-  u32(v: number): void { this.view.setUint32(this.reserve(4), v, true); }
-  i32(v: number): void { this.view.setInt32(this.reserve(4), v, true); }
-  u64(v: number | bigint): void { this.view.setBigUint64(this.reserve(8), BigInt(v), true); }
-  i64(v: bigint): void { this.view.setBigInt64(this.reserve(8), v, true); }
-  f32(v: number): void { this.view.setFloat32(this.reserve(4), v, true); }
-  f64(v: number): void { this.view.setFloat64(this.reserve(8), v, true); }
+  u8(v: number): void { const at = this.reserve(1); this.view.setUint8(at, v); }
+  i8(v: number): void { const at = this.reserve(1); this.view.setInt8(at, v); }
+  u16(v: number): void { const at = this.reserve(2); this.view.setUint16(at, v, true); }
+  i16(v: number): void { const at = this.reserve(2); this.view.setInt16(at, v, true); }
+  u32(v: number): void { const at = this.reserve(4); this.view.setUint32(at, v, true); }
+  i32(v: number): void { const at = this.reserve(4); this.view.setInt32(at, v, true); }
+  u64(v: number | bigint): void { const at = this.reserve(8); this.view.setBigUint64(at, BigInt(v), true); }
+  i64(v: bigint): void { const at = this.reserve(8); this.view.setBigInt64(at, v, true); }
+  f32(v: number): void { const at = this.reserve(4); this.view.setFloat32(at, v, true); }
+  f64(v: number): void { const at = this.reserve(8); this.view.setFloat64(at, v, true); }
   str(s: string): void {
     const enc = Buffer.from(s, 'utf8');
     this.u64(enc.length);
-    this.buf.set(enc, this.reserve(enc.length));
+    const at = this.reserve(enc.length); // before reading this.buf: reserve may replace it
+    this.buf.set(enc, at);
   }
   zeros(n: number): void { this.reserve(n); } // the buffer is zero-filled
   bytes(): Uint8Array { return this.buf.slice(0, this.length); }
