@@ -1,5 +1,6 @@
 // The exported fixture models and adapters run in llama.cpp (node-llama-cpp's prebuilt CPU binary)
 // and generate exactly the tokens Hugging Face transformers/PEFT generated (greedy, 8 new tokens).
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { getLlama, type Llama, type LlamaModel, type Token } from 'node-llama-cpp';
@@ -64,6 +65,16 @@ describe.each(['llama', 'qwen2'])('%s fixture in llama.cpp', (arch) => {
     const tokens = await greedy(f32Model, g.prompt, file);
     expect(tokens).toEqual(g.lora);
     expect(tokens).not.toEqual(g.base);
+  });
+
+  it('rsLoRA with the same effective scale (alpha 4 / sqrt(4) = 8 / 4) generates the same tokens', async () => {
+    const ad = join(dir, `${arch}-rslora`);
+    cpSync(join(FIXTURES, arch, 'adapter'), ad, { recursive: true });
+    const cfg = JSON.parse(readFileSync(join(ad, 'adapter_config.json'), 'utf8'));
+    writeFileSync(join(ad, 'adapter_config.json'), JSON.stringify({ ...cfg, lora_alpha: 4, use_rslora: true }));
+    const file = join(dir, `${arch}-rslora.gguf`);
+    await exportLoraGguf(ad, file, { baseModelDir: join(FIXTURES, arch, 'model') });
+    expect(await greedy(f32Model, g.prompt, file)).toEqual(g.lora);
   });
 
   it.each<GgmlDtype>(['F16', 'BF16', 'Q8_0'])('%s export loads and generates', async (dtype) => {
