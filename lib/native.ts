@@ -52,6 +52,12 @@ export interface NativeModel {
   mergeAdapter(name: string, mode: 'merge' | 'unmerge' | 'unload'): Promise<void>;
   lossAndGrad(batches: NativeMicroBatch[], options: { dropoutSeed: number }): Promise<{ loss: number; tokens: number; gradNorm: number }>;
   evalLoss(batches: NativeMicroBatch[]): Promise<{ sum: number; tokens: number }>;
+  optimizerStep(
+    name: string,
+    options: { kind: string; lr: number; maxGradNorm: number; beta1: number; beta2: number; eps: number; weightDecay: number; momentum: number },
+  ): Promise<{ gradNorm: number; clipped: boolean; step: number }>;
+  optimizerState(name: string): Promise<{ step: number; entries: NativeNamedTensor[] }>;
+  setOptimizerState(name: string, step: number, entries: NativeNamedTensor[]): Promise<void>;
 }
 
 export interface NativeAddon {

@@ -10,6 +10,12 @@ if (!env.LORAFIT_PYTHON) {
   const cached = join(env.LORAFIT_CACHE ?? join(homedir(), '.cache', 'lorafit'), 'venv', 'bin', 'python');
   if (existsSync(cached)) env.LORAFIT_PYTHON = cached;
 }
+// Some tests run the compiled library in child processes, as an application would.
+const tsc = spawnSync('npx', ['tsc', '-p', '.'], { stdio: 'inherit', env });
+if (tsc.status !== 0) {
+  console.log('0 passed, 1 failed');
+  process.exit(1);
+}
 const dir = mkdtempSync(join(tmpdir(), 'lorafit-vitest-'));
 const report = join(dir, 'report.json');
 const r = spawnSync('npx', ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...process.argv.slice(2)], {

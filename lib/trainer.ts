@@ -1,0 +1,369 @@
+// Trainer: the LoRA training loop. One `await` per optimizer step (the micro-batches of a step run
+// inside one native call, off the main thread); between steps it logs, emits events, checks the
+// abort signal, evaluates and writes checkpoints.
+//
+//   const trainer = new Trainer({ model, adapter, trainData, evalData, learningRate: 2e-4, maxSteps: 100, outputDir: 'out' });
+//   trainer.on('step', (s) => console.log(s.step, s.loss));
+//   const result = await trainer.fit();          // or fit({ resumeFrom: 'latest' })
+import { EventEmitter } from 'node:events';
+import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { renderLossCurveSvg } from './eval/loss-curve-svg.js';
+import { fromNative, LorafitError } from './errors.js';
+import { writeFileAtomicSync } from './fs-atomic.js';
+import { LoraAdapter } from './lora-adapter.js';
+import { defaultLogger, type Logger } from './logger.js';
+import type { MicroBatch, Model } from './model.js';
+import { epochOrder, stepBatches, stepsPerEpoch, type BatchPlan, type Example } from './train/batches.js';
+import { latestCheckpoint, pruneCheckpoints, readCheckpoint, writeCheckpoint, type TrainerState } from './train/checkpoint.js';
+import { resolveOptions, serialisableOptions, type ResolvedOptions, type TrainerOptions } from './train/options.js';
+import { mixSeed } from './train/random.js';
+import { learningRateAt } from './train/schedule.js';
+
+export type { TrainerOptions } from './train/options.js';
+
+export interface StepEvent {
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  loss: number;
+  learningRate: number;
+  gradNorm: number;
+  clipped: boolean;
+  /** Label tokens of this step (the loss's denominator). */
+  tokens: number;
+  /** Input tokens (not padding) per second over this step. */
+  tokensPerSecond: number;
+  elapsedMs: number;
+  etaMs: number;
+}
+
+export interface EvalEvent {
+  step: number;
+  evalLoss: number;
+  perplexity: number;
+  tokens: number;
+  best: boolean;
+}
+
+export interface CheckpointEvent {
+  step: number;
+  dir: string;
+}
+
+export interface FitResult {
+  status: 'completed' | 'early-stopped';
+  globalStep: number;
+  trainLoss: number;
+  evalLoss?: number;
+  bestCheckpoint?: string;
+  outputDir?: string;
+  history: Record<string, unknown>[];
+}
+
+export interface TrainerInit extends TrainerOptions {
+  model: Model;
+  adapter: LoraAdapter;
+  trainData: Example[];
+  evalData?: Example[];
+}
+
+type TrainerEvents = {
+  step: [StepEvent];
+  eval: [EvalEvent];
+  checkpoint: [CheckpointEvent];
+  skip: [{ step: number; reason: string }];
+  end: [FitResult];
+};
+
+export class Trainer extends EventEmitter<TrainerEvents> {
+  readonly model: Model;
+  readonly adapter: LoraAdapter;
+  readonly options: ResolvedOptions;
+  private readonly trainData: Example[];
+  private readonly evalData: Example[];
+  private readonly log: Logger;
+  private running = false;
+
+  constructor(init: TrainerInit) {
+    super();
+    const { model, adapter, trainData, evalData, ...options } = init;
+    if (!model || !adapter) throw new LorafitError('E_OPTION', "Trainer needs 'model' and 'adapter'");
+    if (adapter.model !== model) throw new LorafitError('E_OPTION', "option 'adapter' belongs to another model");
+    if (!Array.isArray(trainData) || trainData.length === 0) throw new LorafitError('E_OPTION', "option 'trainData' must be a non-empty array of { inputIds, labels }");
+    this.options = resolveOptions(options);
+    this.model = model;
+    this.adapter = adapter;
+    this.trainData = trainData;
+    this.evalData = evalData ?? [];
+    this.log = this.options.logger ?? defaultLogger;
+  }
+
+  get plan(): BatchPlan {
+    const o = this.options;
+    return { batchSize: o.batchSize, accumulation: o.gradientAccumulationSteps, seed: o.seed, groupByLength: o.groupByLength, shuffle: o.shuffle };
+  }
+
+  get totalSteps(): number {
+    return this.options.maxSteps ?? this.options.epochs * stepsPerEpoch(this.trainData.length, this.plan);
+  }
+
+  /** Every event as an async iterator (ends after 'end', throws if fit() fails). */
+  async *events(): AsyncGenerator<{ type: keyof TrainerEvents; data: unknown }> {
+    const queue: { type: keyof TrainerEvents; data: unknown }[] = [];
+    let wake: (() => void) | undefined;
+    let done = false;
+    const names: (keyof TrainerEvents)[] = ['step', 'eval', 'checkpoint', 'skip', 'end'];
+    const handlers = names.map((type) => {
+      const h = (data: unknown) => {
+        queue.push({ type, data });
+        if (type === 'end') done = true;
+        wake?.();
+      };
+      this.on(type, h as never);
+      return [type, h] as const;
+    });
+    try {
+      for (;;) {
+        while (queue.length) yield queue.shift()!;
+        if (done) return;
+        await new Promise<void>((r) => (wake = r));
+      }
+    } finally {
+      for (const [type, h] of handlers) this.off(type, h as never);
+    }
+  }
+
+  async fit(options: { resumeFrom?: string } = {}): Promise<FitResult> {
+    if (this.running) throw new LorafitError('E_BUSY', 'fit() is already running on this trainer');
+    this.running = true;
+    try {
+      return await this.run(options.resumeFrom);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async run(resumeFrom?: string): Promise<FitResult> {
+    const o = this.options;
+    const outputDir = o.outputDir ? resolve(o.outputDir) : undefined;
+    const total = this.totalSteps;
+    const perEpoch = stepsPerEpoch(this.trainData.length, this.plan);
+    const warmup = o.warmupSteps ?? Math.ceil(o.warmupRatio * total);
+    const lengths = this.trainData.map((e) => e.inputIds.length);
+    let state: TrainerState = {
+      globalStep: 0,
+      epoch: 0,
+      stepInEpoch: 0,
+      bestEvalLoss: null,
+      bestCheckpoint: null,
+      evalsWithoutImprovement: 0,
+      history: [],
+      options: serialisableOptions(o),
+      adapterName: this.adapter.name,
+    };
+    await this.adapter.activate();
+    if (resumeFrom) state = await this.resume(resumeFrom, outputDir);
+    if (outputDir) mkdirSync(outputDir, { recursive: true });
+    this.log.info({ totalSteps: total, examples: this.trainData.length, resumedAt: state.globalStep }, 'training starts');
+
+    const started = Date.now();
+    const startStep = state.globalStep;
+    let order = epochOrder(lengths, state.epoch, this.plan);
+    let lastLoss = NaN;
+    let status: FitResult['status'] = 'completed';
+    while (state.globalStep < total) {
+      if (o.signal?.aborted) await this.abort(state, outputDir);
+      if (state.stepInEpoch >= perEpoch) {
+        state.epoch += 1;
+        state.stepInEpoch = 0;
+        order = epochOrder(lengths, state.epoch, this.plan);
+      }
+      const batches = stepBatches(this.trainData, order, state.stepInEpoch, this.plan, o.padTokenId);
+      const t0 = Date.now();
+      const r = await this.model.lossAndGrad(batches, { dropoutSeed: mixSeed(o.seed, state.globalStep, 0xd409) });
+      if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
+        const reason = `non-finite ${Number.isFinite(r.loss) ? 'gradient norm' : 'loss'} (loss ${r.loss}, grad norm ${r.gradNorm}) at step ${state.globalStep + 1}`;
+        if (o.onNonFinite === 'error') throw new LorafitError('E_NON_FINITE', `${reason}; training stopped, the adapter keeps its last finite weights (onNonFinite: 'skip' skips such steps)`);
+        this.log.warn({ step: state.globalStep + 1 }, reason);
+        this.emit('skip', { step: state.globalStep + 1, reason });
+        state.globalStep += 1;
+        state.stepInEpoch += 1;
+        continue;
+      }
+      const lr = learningRateAt(state.globalStep, { base: o.learningRate, scheduler: o.lrScheduler, warmupSteps: warmup, totalSteps: total });
+      const step = await this.optimizerStep(lr);
+      state.globalStep += 1;
+      state.stepInEpoch += 1;
+      lastLoss = r.loss;
+      const now = Date.now();
+      const inputTokens = countInputTokens(batches);
+      const elapsedMs = now - started;
+      const done = state.globalStep - startStep;
+      const event: StepEvent = {
+        step: state.globalStep,
+        totalSteps: total,
+        epoch: state.epoch + state.stepInEpoch / perEpoch,
+        loss: r.loss,
+        learningRate: lr,
+        gradNorm: step.gradNorm,
+        clipped: step.clipped,
+        tokens: r.tokens,
+        tokensPerSecond: inputTokens / Math.max(1e-3, (now - t0) / 1000),
+        elapsedMs,
+        etaMs: (elapsedMs / done) * (total - state.globalStep),
+      };
+      state.history.push({ type: 'step', ...event });
+      this.writeMetrics(outputDir, { type: 'step', ...event });
+      if (state.globalStep % o.loggingSteps === 0 || state.globalStep === total) {
+        this.log.info(event, 'step');
+        this.emit('step', event);
+      }
+      const evalNow = this.evalData.length > 0 && ((o.evalSteps > 0 && state.globalStep % o.evalSteps === 0) || state.globalStep === total);
+      let improved = false;
+      if (evalNow) {
+        const ev = await this.evaluate(state);
+        improved = ev.best;
+        if (o.earlyStoppingPatience > 0 && state.evalsWithoutImprovement >= o.earlyStoppingPatience) status = 'early-stopped';
+      }
+      const saveNow = outputDir && ((o.saveSteps > 0 && state.globalStep % o.saveSteps === 0) || state.globalStep === total || status === 'early-stopped');
+      if (saveNow) await this.checkpoint(state, outputDir, improved);
+      if (status === 'early-stopped') break;
+    }
+    const last = [...state.history].reverse().find((h) => h.type === 'eval') as { evalLoss?: number } | undefined;
+    const result: FitResult = {
+      status,
+      globalStep: state.globalStep,
+      trainLoss: lastLoss,
+      evalLoss: last?.evalLoss,
+      bestCheckpoint: state.bestCheckpoint ?? undefined,
+      outputDir,
+      history: state.history,
+    };
+    if (outputDir) this.writeLossCurve(outputDir, state);
+    this.log.info({ globalStep: state.globalStep, status }, 'training ends');
+    this.emit('end', result);
+    return result;
+  }
+
+  /** Eval loss over evalData, streamed in micro-batches (logits never held). */
+  async evaluateLoss(): Promise<{ evalLoss: number; perplexity: number; tokens: number }> {
+    let sum = 0;
+    let tokens = 0;
+    const order = this.evalData.map((_, i) => i);
+    const plan = { ...this.plan, batchSize: this.options.evalBatchSize, accumulation: 1 };
+    for (let s = 0; s * plan.batchSize < order.length; s++) {
+      const r = await this.model.evalLoss(stepBatches(this.evalData, order, s, plan, this.options.padTokenId));
+      sum += r.sum;
+      tokens += r.tokens;
+    }
+    const evalLoss = sum / Math.max(1, tokens);
+    return { evalLoss, perplexity: Math.exp(evalLoss), tokens };
+  }
+
+  private async evaluate(state: TrainerState): Promise<EvalEvent> {
+    const r = await this.evaluateLoss();
+    const best = state.bestEvalLoss === null || r.evalLoss < state.bestEvalLoss - this.options.earlyStoppingThreshold;
+    if (best) {
+      state.bestEvalLoss = r.evalLoss;
+      state.evalsWithoutImprovement = 0;
+    } else {
+      state.evalsWithoutImprovement += 1;
+    }
+    const event: EvalEvent = { step: state.globalStep, ...r, best };
+    state.history.push({ type: 'eval', ...event });
+    this.writeMetrics(this.options.outputDir ? resolve(this.options.outputDir) : undefined, { type: 'eval', ...event });
+    this.log.info(event, 'eval');
+    this.emit('eval', event);
+    return event;
+  }
+
+  private async optimizerStep(lr: number): Promise<{ gradNorm: number; clipped: boolean }> {
+    const o = this.options;
+    const handle = this.model.handle;
+    return this.model.serial
+      .run(() =>
+        handle.optimizerStep(this.adapter.name, {
+          kind: o.optimizer,
+          lr,
+          maxGradNorm: o.maxGradNorm,
+          beta1: o.adamBeta1,
+          beta2: o.adamBeta2,
+          eps: o.adamEpsilon,
+          weightDecay: o.weightDecay,
+          momentum: o.momentum,
+        }),
+      )
+      .catch((e) => {
+        throw fromNative(e);
+      });
+  }
+
+  private async checkpoint(state: TrainerState, outputDir: string, best: boolean): Promise<string> {
+    const handle = this.model.handle;
+    const optimizer = await this.model.serial.run(() => handle.optimizerState(this.adapter.name));
+    const name = join(outputDir, `checkpoint-${state.globalStep}`);
+    if (best) state.bestCheckpoint = name;
+    const dir = await writeCheckpoint(outputDir, state, (d) => this.adapter.save(d), optimizer);
+    if (this.options.saveTotalLimit) pruneCheckpoints(outputDir, this.options.saveTotalLimit, state.bestCheckpoint);
+    this.emit('checkpoint', { step: state.globalStep, dir });
+    return dir;
+  }
+
+  private async resume(from: string, outputDir?: string): Promise<TrainerState> {
+    let dir = from;
+    if (from === 'latest') {
+      if (!outputDir) throw new LorafitError('E_OPTION', "resumeFrom: 'latest' needs outputDir");
+      const latest = latestCheckpoint(outputDir);
+      if (!latest) throw new LorafitError('E_CHECKPOINT', `no complete checkpoint in ${outputDir}`);
+      dir = latest;
+    }
+    const ck = readCheckpoint(resolve(dir));
+    const saved = await LoraAdapter.load(this.model, ck.adapterDir, { name: `${this.adapter.name}.resume`, activate: false });
+    try {
+      await this.adapter.setTensors(await saved.tensors());
+    } finally {
+      await saved.delete();
+    }
+    const handle = this.model.handle;
+    const prefix = 'base_model.model.';
+    const entries = ck.optimizer.entries.map((e) => ({ ...e, key: e.key.startsWith(prefix) ? e.key.slice(prefix.length) : e.key }));
+    if (entries.length) {
+      await this.model.serial.run(() => handle.setOptimizerState(this.adapter.name, ck.optimizer.step, entries)).catch((e) => {
+        throw fromNative(e);
+      });
+    }
+    this.log.info({ dir, step: ck.state.globalStep }, 'resumed');
+    return { ...ck.state, options: serialisableOptions(this.options), adapterName: this.adapter.name };
+  }
+
+  private async abort(state: TrainerState, outputDir?: string): Promise<never> {
+    let dir: string | undefined;
+    if (outputDir && state.globalStep > 0) dir = await this.checkpoint(state, outputDir, false);
+    const err = new LorafitError('E_ABORTED', `training aborted at step ${state.globalStep}${dir ? `; resume with fit({ resumeFrom: '${dir}' })` : ''}`);
+    (err as LorafitError & { checkpoint?: string }).checkpoint = dir;
+    throw err;
+  }
+
+  private writeMetrics(outputDir: string | undefined, record: Record<string, unknown>): void {
+    if (!outputDir) return;
+    if (!existsSync(outputDir)) mkdirSync(outputDir, { recursive: true });
+    appendFileSync(join(outputDir, 'metrics.jsonl'), `${JSON.stringify(record)}\n`);
+  }
+
+  private writeLossCurve(outputDir: string, state: TrainerState): void {
+    const train = state.history.filter((h) => h.type === 'step').map((h) => ({ step: h.step as number, loss: h.loss as number }));
+    const evals = state.history.filter((h) => h.type === 'eval').map((h) => ({ step: h.step as number, evalLoss: h.evalLoss as number }));
+    if (train.length === 0) return;
+    writeFileAtomicSync(join(outputDir, 'loss-curve.svg'), renderLossCurveSvg(train, evals, { title: 'lorafit training loss' }));
+  }
+}
+
+function countInputTokens(batches: MicroBatch[]): number {
+  let n = 0;
+  for (const b of batches) {
+    const mask = b.attentionMask as { data: ArrayLike<number> } | undefined;
+    if (mask && 'data' in mask) for (let i = 0; i < mask.data.length; i++) n += mask.data[i] ? 1 : 0;
+  }
+  return n;
+}

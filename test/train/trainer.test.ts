@@ -1,0 +1,145 @@
+// Trainer on a tiny model and real text: it learns, is deterministic, resumes exactly, cancels
+// cleanly and refuses non-finite losses.
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { LoraAdapter } from '../../lib/lora-adapter.js';
+import { Model } from '../../lib/model.js';
+import { Trainer, type TrainerInit } from '../../lib/trainer.js';
+import { readSafetensors, toFloat32 } from '../../lib/safetensors.js';
+import { byteExamples, yodaLines } from '../helpers/byte-data.js';
+import { HF } from '../helpers/golden.js';
+
+const lines = yodaLines();
+const train = byteExamples(lines.slice(0, 32));
+const evalSet = byteExamples(lines.slice(32));
+const root = mkdtempSync(join(tmpdir(), 'lorafit-trainer-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+async function setup(extra: Partial<TrainerInit> = {}, seed = 1, dropout = 0) {
+  const model = await Model.load(join(HF, 'llama', 'model'));
+  const adapter = await LoraAdapter.create(model, { rank: 8, alpha: 16, targetModules: 'all-linear', seed, dropout });
+  const trainer = new Trainer({ model, adapter, trainData: train, evalData: evalSet, learningRate: 3e-3, batchSize: 4, seed: 7, ...extra });
+  return { model, adapter, trainer };
+}
+
+const stepLosses = (history: Record<string, unknown>[]) => history.filter((h) => h.type === 'step').map((h) => h.loss as number);
+
+describe('Trainer', () => {
+  it('lowers eval loss on Yoda lines by a clear margin', async () => {
+    const { model, trainer } = await setup({ maxSteps: 40, lrScheduler: 'cosine', warmupSteps: 4 });
+    const before = await trainer.evaluateLoss();
+    const steps: number[] = [];
+    trainer.on('step', (s) => steps.push(s.step));
+    const result = await trainer.fit();
+    expect(steps).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    expect(result.globalStep).toBe(40);
+    expect(before.evalLoss - result.evalLoss!).toBeGreaterThan(1.0);
+    await model.dispose();
+  });
+
+  it('is deterministic: the same seed and data give the same losses', async () => {
+    const a = await setup({ maxSteps: 5 });
+    const b = await setup({ maxSteps: 5 });
+    const ra = await a.trainer.fit();
+    const rb = await b.trainer.fit();
+    expect(stepLosses(rb.history)).toEqual(stepLosses(ra.history));
+    const c = await setup({ maxSteps: 5, seed: 8 });
+    const rc = await c.trainer.fit();
+    expect(stepLosses(rc.history)).not.toEqual(stepLosses(ra.history));
+    await Promise.all([a.model.dispose(), b.model.dispose(), c.model.dispose()]);
+  });
+
+  it('resumes from a checkpoint with the losses of the uninterrupted run (1e-6)', async () => {
+    const out = join(root, 'resume');
+    // LoRA dropout on: its per-step seeds must be re-derived on resume too.
+    const opts = { maxSteps: 8, saveSteps: 3, outputDir: out, gradientAccumulationSteps: 2, batchSize: 2, lrScheduler: 'linear' as const, warmupSteps: 2 };
+    const full = await setup(opts, 1, 0.1);
+    const whole = await full.trainer.fit();
+    expect(existsSync(join(out, 'checkpoint-3', 'trainer_state.json'))).toBe(true);
+    const again = await setup({ ...opts, outputDir: join(root, 'resume-2') }, 99, 0.1);  // other init: resume must overwrite it
+    const resumed = await again.trainer.fit({ resumeFrom: join(out, 'checkpoint-3') });
+    const a = stepLosses(whole.history);
+    const b = stepLosses(resumed.history);
+    expect(b.length).toBe(8);
+    for (let i = 3; i < 8; i++) expect(Math.abs(a[i] - b[i])).toBeLessThan(1e-6);
+    await Promise.all([full.model.dispose(), again.model.dispose()]);
+  });
+
+  it('writes metrics.jsonl, a loss curve and PEFT checkpoints, pruned to saveTotalLimit', async () => {
+    const out = join(root, 'files');
+    const { model, trainer } = await setup({ maxSteps: 6, saveSteps: 2, saveTotalLimit: 2, evalSteps: 2, outputDir: out });
+    const events: string[] = [];
+    const collect = (async () => {
+      for await (const e of trainer.events()) events.push(e.type);
+    })();
+    await trainer.fit();
+    await collect;
+    expect(events.filter((e) => e === 'step').length).toBe(6);
+    expect(events.filter((e) => e === 'eval').length).toBe(3);
+    expect(events.at(-1)).toBe('end');
+    const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(metrics.filter((m) => m.type === 'step').length).toBe(6);
+    expect(readFileSync(join(out, 'loss-curve.svg'), 'utf8')).toMatch(/^<svg/);
+    const checkpoints = readdirSync(out).filter((d) => d.startsWith('checkpoint-'));
+    expect(checkpoints.length).toBeLessThanOrEqual(3);  // 2 newest + the best one
+    expect(checkpoints).toContain('checkpoint-6');
+    const adapter = readSafetensors(join(out, 'checkpoint-6', 'adapter', 'adapter_model.safetensors'));
+    expect(adapter.metadata.format).toBe('pt');
+    await model.dispose();
+  });
+
+  it('stops on an AbortSignal between steps, leaving a checkpoint that resumes', async () => {
+    const out = join(root, 'abort');
+    const ac = new AbortController();
+    const { model, trainer } = await setup({ maxSteps: 20, outputDir: out, signal: ac.signal });
+    trainer.on('step', (s) => {
+      if (s.step === 3) ac.abort();
+    });
+    const err = await trainer.fit().catch((e) => e);
+    expect(err.code).toBe('E_ABORTED');
+    expect(err.checkpoint).toBe(join(out, 'checkpoint-3'));
+    const again = await setup({ maxSteps: 5, outputDir: out });
+    const r = await again.trainer.fit({ resumeFrom: 'latest' });
+    expect(r.globalStep).toBe(5);
+    await Promise.all([model.dispose(), again.model.dispose()]);
+  });
+
+  it('stops with E_NON_FINITE on a diverging run and never writes a non-finite adapter', async () => {
+    const out = join(root, 'nan');
+    const { model, trainer } = await setup({ maxSteps: 30, optimizer: 'sgd', learningRate: 1e30, maxGradNorm: 0, saveSteps: 1, outputDir: out });
+    const err = await trainer.fit().catch((e) => e);
+    expect(err.code).toBe('E_NON_FINITE');
+    for (const d of readdirSync(out).filter((x) => x.startsWith('checkpoint-'))) {
+      const st = readSafetensors(join(out, d, 'adapter', 'adapter_model.safetensors'));
+      for (const t of st.tensors.values()) expect(toFloat32(t).every(Number.isFinite)).toBe(true);
+    }
+    const skip = await setup({ maxSteps: 12, optimizer: 'sgd', learningRate: 1e30, maxGradNorm: 0, onNonFinite: 'skip' });
+    const skipped: number[] = [];
+    skip.trainer.on('skip', (s) => skipped.push(s.step));
+    const r = await skip.trainer.fit();
+    expect(r.globalStep).toBe(12);
+    expect(skipped.length).toBeGreaterThan(0);
+    await Promise.all([model.dispose(), skip.model.dispose()]);
+  });
+
+  it('keeps the event loop free while training', async () => {
+    const { model, trainer } = await setup({ maxSteps: 10 });
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    await trainer.fit();
+    clearInterval(timer);
+    expect(ticks).toBeGreaterThan(10);
+    await model.dispose();
+  });
+
+  it('rejects bad options by name', async () => {
+    const model = await Model.load(join(HF, 'llama', 'model'));
+    const adapter = await LoraAdapter.create(model);
+    expect(() => new Trainer({ model, adapter, trainData: train, batchSize: 0 })).toThrow(/batchSize/);
+    expect(() => new Trainer({ model, adapter, trainData: train, lrScheduler: 'step' as never })).toThrow(/lrScheduler/);
+    expect(() => new Trainer({ model, adapter, trainData: [] })).toThrow(/trainData/);
+    await model.dispose();
+  });
+});
