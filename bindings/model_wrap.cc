@@ -31,7 +31,10 @@ Napi::Object ModelWrap::Init(Napi::Env env, Napi::Object exports) {
                                     InstanceMethod("evalLoss", &ModelWrap::EvalLoss),
                                     InstanceMethod("optimizerStep", &ModelWrap::OptimizerStep),
                                     InstanceMethod("optimizerState", &ModelWrap::OptimizerState),
-                                    InstanceMethod("setOptimizerState", &ModelWrap::SetOptimizerState)});
+                                    InstanceMethod("setOptimizerState", &ModelWrap::SetOptimizerState),
+                                    InstanceMethod("generateStart", &ModelWrap::GenerateStart),
+                                    InstanceMethod("generateNext", &ModelWrap::GenerateNext),
+                                    InstanceMethod("generateEnd", &ModelWrap::GenerateEnd)});
   constructor_ = Napi::Persistent(cls);
   constructor_.SuppressDestruct();
   exports.Set("loadModel", Napi::Function::New(env, &ModelWrap::Load));
@@ -169,6 +172,7 @@ Napi::Value ModelWrap::Parameter(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo& info) {
+  sessions_.clear();
   model_.reset();  // in-flight workers hold their own reference
   return info.Env().Undefined();
 }

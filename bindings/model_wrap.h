@@ -4,9 +4,11 @@
 #include <napi.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 
 #include "causal_lm.h"
+#include "generate.h"
 
 namespace lorafit_bindings {
 
@@ -41,6 +43,12 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value OptimizerStep(const Napi::CallbackInfo& info);
   Napi::Value OptimizerState(const Napi::CallbackInfo& info);
   Napi::Value SetOptimizerState(const Napi::CallbackInfo& info);
+  // Generation sessions (model_generate.cc)
+  Napi::Value GenerateStart(const Napi::CallbackInfo& info);
+  Napi::Value GenerateNext(const Napi::CallbackInfo& info);
+  Napi::Value GenerateEnd(const Napi::CallbackInfo& info);
+  std::map<int64_t, std::shared_ptr<lorafit::GenerationSession>> sessions_;
+  int64_t next_session_ = 1;
   // Runs fn(model) on the thread pool holding the model's mutex; resolves undefined.
   Napi::Value RunLocked(Napi::Env env, std::function<void(lorafit::CausalLM&)> fn);
 

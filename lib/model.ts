@@ -2,8 +2,9 @@
 //   const model = await Model.load('path/to/Qwen2.5-0.5B', { dtype: 'bfloat16' });
 //   const { logits, shape } = await model.forward([[1, 2, 3]]);
 //   await model.dispose();
-import { existsSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { generateBatch, generateTokens, type GenerateOptions } from './generation.js';
 import { fromNative, LorafitError, optionError } from './errors.js';
 import { native, type NativeMicroBatch, type NativeModel } from './native.js';
 import { Serial } from './serial.js';
@@ -93,6 +94,8 @@ export class Model {
   readonly device: string;
   /** Notes from loading, e.g. checkpoint weights the architecture does not use. */
   readonly warnings: string[];
+  /** generation_config.json of the folder ({} when absent). */
+  readonly generationConfig: Record<string, unknown>;
 
   private constructor(handle: NativeModel, dir: string, dtype: Dtype, device: string) {
     this.#native = handle;
@@ -101,6 +104,27 @@ export class Model {
     this.device = device;
     this.config = JSON.parse(handle.configJson()) as ModelConfig;
     this.warnings = handle.warnings();
+    const genFile = join(dir, 'generation_config.json');
+    this.generationConfig = existsSync(genFile) ? (JSON.parse(readFileSync(genFile, 'utf8')) as Record<string, unknown>) : {};
+  }
+
+  /** Ids that end generation by default: generation_config.json's eos, else config.json's. */
+  get eosTokenIds(): number[] {
+    const g = this.generationConfig.eos_token_id;
+    if (typeof g === 'number') return [g];
+    if (Array.isArray(g)) return g as number[];
+    return this.config.eosTokenIds;
+  }
+
+  /** New token ids for each prompt (greedy by default; eos included when reached). */
+  async generate(prompts: number[] | number[][], options: GenerateOptions = {}): Promise<number[][]> {
+    const batch = (Array.isArray(prompts[0]) ? prompts : [prompts]) as number[][];
+    return generateBatch(this, batch, options);
+  }
+
+  /** Streams new token ids for one prompt. */
+  generateStream(prompt: number[], options: GenerateOptions = {}): AsyncGenerator<number> {
+    return generateTokens(this, prompt, options);
   }
 
   static async load(dir: string, options: ModelLoadOptions = {}): Promise<Model> {

@@ -35,6 +35,18 @@ export interface NativeNamedTensor {
   data: Float32Array;
 }
 
+export interface NativeSamplingOptions {
+  greedy: boolean;
+  temperature: number;
+  topK: number;
+  topP: number;
+  repetitionPenalty: number;
+  seed: number;
+  eosTokenIds: number[];
+  /** Adapters for this generation; absent: the model's active ones. */
+  adapters?: string[];
+}
+
 export interface NativeModel {
   forward(inputIds: IdArray, shape: number[], options: NativeForwardOptions): Promise<NativeForwardResult>;
   configJson(): string;
@@ -58,6 +70,9 @@ export interface NativeModel {
   ): Promise<{ gradNorm: number; clipped: boolean; step: number }>;
   optimizerState(name: string): Promise<{ step: number; entries: NativeNamedTensor[] }>;
   setOptimizerState(name: string, step: number, entries: NativeNamedTensor[]): Promise<void>;
+  generateStart(ids: IdArray, shape: number[], mask: IdArray | undefined, options: NativeSamplingOptions): Promise<number>;
+  generateNext(session: number, n: number): Promise<{ tokens: number[][]; done: boolean }>;
+  generateEnd(session: number): void;
 }
 
 export interface NativeAddon {

@@ -1,0 +1,141 @@
+// Generation on a Model: token ids in, token ids out (native KV cache, a few tokens per native
+// call so JavaScript can stream, stop and cancel), plus text streaming with stop strings that
+// works when a multi-byte character or a stop string spans several tokens.
+import { LorafitError, fromNative, optionError } from './errors.js';
+import type { Model } from './model.js';
+import type { NativeSamplingOptions } from './native.js';
+
+export interface GenerateOptions {
+  /** Default 64. */
+  maxNewTokens?: number;
+  /** Sample instead of greedy decoding (default: generation_config.json's do_sample, else false). */
+  doSample?: boolean;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  repetitionPenalty?: number;
+  /** Seed of this call's sampler (sampling is reproducible per seed). */
+  seed?: number;
+  /** Stop after these ids (default: generation_config.json / config.json eos, and the tokenizer's end-of-turn). */
+  eosTokenId?: number | number[];
+  /** Text that ends generation (not included in the output). */
+  stop?: string[];
+  /** Adapter for this call: a name, or null for the base model (default: the active adapters). */
+  adapter?: string | { name: string } | null;
+  signal?: AbortSignal;
+}
+
+/** Decodes ids to text (a Tokenizer, or anything with the same decode). */
+export interface TextDecoderLike {
+  decode(ids: ArrayLike<number>, options?: { skipSpecialTokens?: boolean }): Promise<string>;
+}
+
+const STEP_TOKENS = 1;
+
+export function samplingOptions(model: Model, o: GenerateOptions): NativeSamplingOptions {
+  const g = model.generationConfig;
+  const doSample = o.doSample ?? (g.do_sample as boolean | undefined) ?? false;
+  const temperature = o.temperature ?? (g.temperature as number | undefined) ?? 1.0;
+  const topK = o.topK ?? (g.top_k as number | undefined) ?? 0;
+  const topP = o.topP ?? (g.top_p as number | undefined) ?? 1.0;
+  const repetitionPenalty = o.repetitionPenalty ?? (g.repetition_penalty as number | undefined) ?? 1.0;
+  if (!(temperature > 0)) throw optionError('temperature', 'must be > 0 (use doSample: false for greedy decoding)');
+  if (!Number.isInteger(topK) || topK < 0) throw optionError('topK', 'must be a non-negative integer');
+  if (!(topP > 0 && topP <= 1)) throw optionError('topP', 'must be in (0, 1]');
+  if (!(repetitionPenalty > 0)) throw optionError('repetitionPenalty', 'must be > 0');
+  const eos = o.eosTokenId === undefined ? model.eosTokenIds : Array.isArray(o.eosTokenId) ? o.eosTokenId : [o.eosTokenId];
+  const adapters = o.adapter === undefined ? undefined : o.adapter === null ? [] : [typeof o.adapter === 'string' ? o.adapter : o.adapter.name];
+  return { greedy: !doSample, temperature, topK, topP, repetitionPenalty, seed: o.seed ?? 0, eosTokenIds: eos, adapters };
+}
+
+/** Streams new token ids for one prompt. Ends after an eos id (included) or maxNewTokens. */
+export async function* generateTokens(model: Model, prompt: number[], o: GenerateOptions = {}): AsyncGenerator<number> {
+  for await (const row of generateRows(model, [prompt], o)) yield row[0];
+}
+
+/** Streams one token per row per step for a batch of prompts (left-padded). -1 after a row ended. */
+export async function* generateRows(model: Model, prompts: number[][], o: GenerateOptions = {}): AsyncGenerator<number[]> {
+  const maxNew = o.maxNewTokens ?? 64;
+  if (!Number.isInteger(maxNew) || maxNew < 1) throw optionError('maxNewTokens', 'must be a positive integer');
+  if (prompts.length === 0 || prompts.some((p) => p.length === 0)) throw new LorafitError('E_INPUT', 'generate: every prompt needs at least one token');
+  const sampling = samplingOptions(model, o);
+  const T = Math.max(...prompts.map((p) => p.length));
+  const ids = new Int32Array(prompts.length * T);
+  const mask = new Int32Array(prompts.length * T);
+  prompts.forEach((p, b) => {
+    ids.set(p, b * T + T - p.length);
+    mask.fill(1, b * T + T - p.length, (b + 1) * T);
+  });
+  const handle = model.handle;
+  const session = await model.serial.run(() => handle.generateStart(ids, [prompts.length, T], mask, sampling)).catch((e) => {
+    throw fromNative(e);
+  });
+  const ended = prompts.map(() => false);
+  try {
+    for (let produced = 0; produced < maxNew; ) {
+      if (o.signal?.aborted) throw new LorafitError('E_ABORTED', 'generation aborted');
+      const n = Math.min(STEP_TOKENS, maxNew - produced);
+      const r = await model.serial.run(() => handle.generateNext(session, n)).catch((e) => {
+        throw fromNative(e);
+      });
+      for (const step of r.tokens) {
+        const row = step.map((t, b) => (ended[b] ? -1 : t));
+        step.forEach((t, b) => {
+          if (sampling.eosTokenIds.includes(t)) ended[b] = true;
+        });
+        yield row;
+        produced++;
+      }
+      if (r.done || ended.every(Boolean)) return;
+    }
+  } finally {
+    if (!model.disposed) handle.generateEnd(session);
+  }
+}
+
+/** Generates for a batch of prompts; returns the new tokens of each row (eos included). */
+export async function generateBatch(model: Model, prompts: number[][], o: GenerateOptions = {}): Promise<number[][]> {
+  const out: number[][] = prompts.map(() => []);
+  for await (const row of generateRows(model, prompts, o)) row.forEach((t, b) => t >= 0 && out[b].push(t));
+  return out;
+}
+
+/**
+ * Streams text pieces: decodes the growing id list and emits only complete characters (a piece
+ * never ends in half a UTF-8 sequence), and stops before any stop string, even one split across
+ * tokens.
+ */
+export async function* streamText(tokens: AsyncIterable<number>, decoder: TextDecoderLike, stop: string[] = [], skipIds: number[] = []): AsyncGenerator<string> {
+  const ids: number[] = [];
+  let emitted = 0;  // characters of `text` already emitted
+  const holdBack = stop.length ? Math.max(...stop.map((s) => s.length)) - 1 : 0;
+  for await (const t of tokens) {
+    if (skipIds.includes(t)) break;
+    ids.push(t);
+    const text = await decoder.decode(ids, { skipSpecialTokens: true });
+    if (text.endsWith('\uFFFD')) continue;  // an incomplete multi-byte character: wait for more
+    const hit = firstStop(text, stop, Math.max(0, emitted - holdBack));
+    if (hit >= 0) {
+      if (hit > emitted) yield text.slice(emitted, hit);
+      return;
+    }
+    const safe = text.length - holdBack;
+    if (safe > emitted) {
+      yield text.slice(emitted, safe);
+      emitted = safe;
+    }
+  }
+  const text = await decoder.decode(ids, { skipSpecialTokens: true });
+  const hit = firstStop(text, stop, 0);
+  const end = hit >= 0 ? hit : text.replace(/\uFFFD+$/, '').length;
+  if (end > emitted) yield text.slice(emitted, end);
+}
+
+function firstStop(text: string, stop: string[], from: number): number {
+  let best = -1;
+  for (const s of stop) {
+    const i = text.indexOf(s, from);
+    if (i >= 0 && (best < 0 || i < best)) best = i;
+  }
+  return best;
+}
