@@ -96,6 +96,16 @@ Napi::Value ModelWrap::AddAdapter(const Napi::CallbackInfo& info) {
   return RunLocked(env, [spec](lorafit::CausalLM& m) { lorafit::add_adapter(m, spec); });
 }
 
+Napi::Value ModelWrap::SetFullTraining(const Napi::CallbackInfo& info) {
+  const bool on = info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value();
+  return RunLocked(info.Env(), [on](lorafit::CausalLM& m) { m.set_full_training(on); });
+}
+
+Napi::Value ModelWrap::LoadWeights(const Napi::CallbackInfo& info) {
+  std::string dir = ArgString(info, 0, "dir");
+  return RunLocked(info.Env(), [dir](lorafit::CausalLM& m) { m.load_weights(dir); });
+}
+
 Napi::Value ModelWrap::DeleteAdapter(const Napi::CallbackInfo& info) {
   std::string name = ArgString(info, 0, "name");
   return RunLocked(info.Env(), [name](lorafit::CausalLM& m) { lorafit::delete_adapter(m, name); });
@@ -195,15 +205,16 @@ Napi::Value ModelWrap::LossAndGrad(const Napi::CallbackInfo& info) {
   auto batches = ToMicroBatches(env, info.Length() ? info[0] : env.Undefined());
   Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
   const uint64_t seed = static_cast<uint64_t>(OptNumber(opts, "dropoutSeed", 0));
+  const bool checkpointing = OptBool(opts, "gradientCheckpointing", false);
   auto result = std::make_shared<lorafit::StepResult>();
   return PromiseWorker::Start(
       env,
-      [model, batches, seed, result] {
+      [model, batches, seed, checkpointing, result] {
         std::lock_guard<std::mutex> lock(model->mutex());
         auto params = lorafit::trainable_parameters(*model);
         if (params.empty()) throw lorafit::Error("E_ADAPTER", "nothing to train: no active adapter");
         at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-        *result = lorafit::accumulate_gradients(*model, batches, params, gen);
+        *result = lorafit::accumulate_gradients(*model, batches, params, gen, checkpointing);
       },
       [result](Napi::Env env) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);

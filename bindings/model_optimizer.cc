@@ -13,9 +13,17 @@
 namespace lorafit_bindings {
 
 namespace {
+// The tensors an optimizer named `name` updates: an adapter's, or every base weight for kFullModel.
+constexpr const char* kFullModel = "__full__";
+
+std::vector<std::pair<std::string, at::Tensor>> NamedTrainables(lorafit::CausalLM& m, const std::string& name) {
+  if (name == kFullModel) return m.named_parameters();
+  return lorafit::adapter_tensors(m, name);
+}
+
 std::vector<at::Tensor> AdapterParams(lorafit::CausalLM& m, const std::string& name) {
   std::vector<at::Tensor> out;
-  for (auto& [key, t] : lorafit::adapter_tensors(m, name)) out.push_back(t);
+  for (auto& [key, t] : NamedTrainables(m, name)) out.push_back(t);
   return out;
 }
 }  // namespace
@@ -70,7 +78,7 @@ Napi::Value ModelWrap::OptimizerState(const Napi::CallbackInfo& info) {
       env,
       [model, name, out] {
         std::lock_guard<std::mutex> lock(model->mutex());
-        auto keys = lorafit::adapter_tensors(*model, name);
+        auto keys = NamedTrainables(*model, name);
         auto it = model->optimizer_states().find(name);
         if (it == model->optimizer_states().end()) return;
         out->step = it->second.step;
@@ -119,7 +127,7 @@ Napi::Value ModelWrap::SetOptimizerState(const Napi::CallbackInfo& info) {
     lorafit::OptimizerState state;
     state.step = step;
     const bool has_sq = std::any_of(values.begin(), values.end(), [](auto& kv) { return kv.first.size() > 11 && kv.first.compare(kv.first.size() - 11, 11, ".exp_avg_sq") == 0; });
-    for (auto& [key, t] : lorafit::adapter_tensors(m, name)) {
+    for (auto& [key, t] : NamedTrainables(m, name)) {
       auto find = [&](const std::string& k) {
         auto it = values.find(k);
         if (it == values.end()) throw lorafit::Error("E_CHECKPOINT", "optimizer state lacks '" + k + "'");

@@ -21,6 +21,8 @@ Napi::Object ModelWrap::Init(Napi::Env env, Napi::Object exports) {
                                     InstanceMethod("parameterNames", &ModelWrap::ParameterNames),
                                     InstanceMethod("dispose", &ModelWrap::Dispose),
                                     InstanceMethod("linearNames", &ModelWrap::LinearNames),
+                                    InstanceMethod("setFullTraining", &ModelWrap::SetFullTraining),
+                                    InstanceMethod("loadWeights", &ModelWrap::LoadWeights),
                                     InstanceMethod("addAdapter", &ModelWrap::AddAdapter),
                                     InstanceMethod("deleteAdapter", &ModelWrap::DeleteAdapter),
                                     InstanceMethod("setActiveAdapters", &ModelWrap::SetActiveAdapters),

@@ -32,6 +32,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   // LoRA adapters and training (model_lora.cc)
   Napi::Value LinearNames(const Napi::CallbackInfo& info);
+  Napi::Value SetFullTraining(const Napi::CallbackInfo& info);
+  Napi::Value LoadWeights(const Napi::CallbackInfo& info);
   Napi::Value AddAdapter(const Napi::CallbackInfo& info);
   Napi::Value DeleteAdapter(const Napi::CallbackInfo& info);
   Napi::Value SetActiveAdapters(const Napi::CallbackInfo& info);

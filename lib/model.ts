@@ -4,6 +4,7 @@
 //   await model.dispose();
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { saveModel, type SaveModelOptions } from './save-model.js';
 import { generateBatch, generateTokens, type GenerateOptions } from './generation.js';
 import { fromNative, LorafitError, optionError } from './errors.js';
 import { native, type NativeMicroBatch, type NativeModel } from './native.js';
@@ -207,12 +208,37 @@ export class Model {
    * total label-token count (so accumulation over micro-batches equals one big batch).
    * Gradients land on the active adapters' weights.
    */
-  async lossAndGrad(batches: MicroBatch[], options: { dropoutSeed?: number } = {}): Promise<{ loss: number; tokens: number; gradNorm: number }> {
+  async lossAndGrad(
+    batches: MicroBatch[],
+    options: { dropoutSeed?: number; gradientCheckpointing?: boolean } = {},
+  ): Promise<{ loss: number; tokens: number; gradNorm: number }> {
     const handle = this.handle;
     const native = batches.map(toNativeBatch);
-    return this.serial.run(() => handle.lossAndGrad(native, { dropoutSeed: options.dropoutSeed ?? 0 })).catch((e) => {
+    const opts = { dropoutSeed: options.dropoutSeed ?? 0, gradientCheckpointing: options.gradientCheckpointing ?? false };
+    return this.serial.run(() => handle.lossAndGrad(native, opts)).catch((e) => {
       throw fromNative(e);
     });
+  }
+
+  /** Full-parameter training: every base weight becomes trainable (pretraining, full fine-tuning). */
+  async setFullTraining(on: boolean): Promise<void> {
+    const handle = this.handle;
+    await this.serial.run(() => handle.setFullTraining(on)).catch((e) => {
+      throw fromNative(e);
+    });
+  }
+
+  /** Replaces the weights with those of another HF folder with the same shapes. */
+  async loadWeights(dir: string): Promise<void> {
+    const handle = this.handle;
+    await this.serial.run(() => handle.loadWeights(resolve(dir))).catch((e) => {
+      throw fromNative(e);
+    });
+  }
+
+  /** Writes the model (with merged adapters, if any) as a Hugging Face folder. */
+  async save(dir: string, options: SaveModelOptions = {}): Promise<void> {
+    await saveModel(this, dir, options);
   }
 
   /** Summed loss and label-token count without gradients (evaluation). */

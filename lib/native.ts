@@ -56,13 +56,15 @@ export interface NativeModel {
   parameterNames(): string[];
   dispose(): void;
   linearNames(): string[];
+  setFullTraining(on: boolean): Promise<void>;
+  loadWeights(dir: string): Promise<void>;
   addAdapter(spec: { name: string; rank: number; alpha: number; dropout: number; rslora: boolean; init: string; seed: number; targets: string[] }): Promise<void>;
   deleteAdapter(name: string): Promise<void>;
   setActiveAdapters(names: string[]): Promise<void>;
   adapterState(name: string, grads?: boolean): Promise<NativeNamedTensor[]>;
   setAdapterState(name: string, entries: NativeNamedTensor[]): Promise<void>;
   mergeAdapter(name: string, mode: 'merge' | 'unmerge' | 'unload'): Promise<void>;
-  lossAndGrad(batches: NativeMicroBatch[], options: { dropoutSeed: number }): Promise<{ loss: number; tokens: number; gradNorm: number }>;
+  lossAndGrad(batches: NativeMicroBatch[], options: { dropoutSeed: number; gradientCheckpointing?: boolean }): Promise<{ loss: number; tokens: number; gradNorm: number }>;
   evalLoss(batches: NativeMicroBatch[]): Promise<{ sum: number; tokens: number }>;
   optimizerStep(
     name: string,

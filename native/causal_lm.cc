@@ -1,9 +1,12 @@
 #include "causal_lm.h"
 
+#include <ATen/core/grad_mode.h>
+
 #include <cmath>
 
 #include "error.h"
 #include "layers/attention_mask.h"
+#include "layers/checkpoint.h"
 #include "layers/rms_norm.h"
 #include "state_dict.h"
 
@@ -90,7 +93,11 @@ at::Tensor CausalLM::hidden(const at::Tensor& input_ids, const ForwardOptions& o
   if (hidden_states) hidden_states->push_back(h);
   for (size_t i = 0; i < layers_.size(); ++i) {
     const DecoderLayer& layer = layers_[i];
-    h = layer.forward(h, cos, sin, layer.self_attn.sliding() ? sliding_bias : full_bias, ctx);
+    const at::Tensor& bias = layer.self_attn.sliding() ? sliding_bias : full_bias;
+    if (ctx.gradient_checkpointing && at::GradMode::is_enabled() && !ctx.cache)
+      h = checkpointed_layer(layer, h, cos, sin, bias, ctx);
+    else
+      h = layer.forward(h, cos, sin, bias, ctx);
     if (hidden_states && i + 1 < layers_.size()) hidden_states->push_back(h);
   }
   h = rms_norm(h, norm_, config_.rms_norm_eps, config_.gemma_norm);
@@ -157,6 +164,20 @@ std::vector<std::pair<std::string, LoraLinear*>> CausalLM::named_linears() {
     out.emplace_back(p + ".mlp.down_proj", &l.mlp.down_proj);
   }
   return out;
+}
+
+void CausalLM::set_full_training(bool on) {
+  for (auto& [name, t] : named_parameters()) {
+    if (on && !at::isFloatingType(t.scalar_type())) continue;
+    t.set_requires_grad(on);
+  }
+  full_training_ = on;
+}
+
+void CausalLM::load_weights(const std::string& dir) {
+  WeightSource weights(dir);
+  at::NoGradGuard no_grad;
+  for (auto& [name, t] : named_parameters()) t.copy_(weights.load(name, t.sizes().vec(), t.scalar_type(), t.device()));
 }
 
 int64_t CausalLM::num_parameters() const {

@@ -52,6 +52,11 @@ class CausalLM {
   // Every projection a LoRA adapter may wrap, by module path (model.layers.0.self_attn.q_proj).
   std::vector<std::pair<std::string, LoraLinear*>> named_linears();
   int64_t num_parameters() const;
+  // Full-parameter training: every base weight requires grad (pretraining, full fine-tuning).
+  void set_full_training(bool on);
+  // Copies the weights of another folder of the same architecture and shapes into this model.
+  void load_weights(const std::string& dir);
+  bool full_training() const { return full_training_; }
 
   const ModelConfig& config() const { return config_; }
   at::ScalarType dtype() const { return dtype_; }
@@ -86,6 +91,7 @@ class CausalLM {
   std::vector<std::string> warnings_;
   std::vector<std::string> active_adapters_;
   std::map<std::string, OptimizerState> optimizer_states_;
+  bool full_training_ = false;
   std::mutex mutex_;
 };
 

@@ -14,6 +14,7 @@ struct ForwardContext {
   const std::vector<std::string>* active_adapters = nullptr;  // LoRA adapters to apply (null/empty: none)
   at::Generator generator;                   // the caller's own RNG for dropout (never the global one)
   KVCache* cache = nullptr;                  // generation: keys/values of earlier positions
+  bool gradient_checkpointing = false;       // recompute each decoder layer in backward
 };
 
 }  // namespace lorafit

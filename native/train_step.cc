@@ -11,6 +11,10 @@ namespace lorafit {
 
 std::vector<at::Tensor> trainable_parameters(CausalLM& model) {
   std::vector<at::Tensor> out;
+  if (model.full_training()) {
+    for (auto& [name, t] : model.named_parameters()) out.push_back(t);
+    return out;
+  }
   for (const auto& name : model.active_adapters())
     for (auto& [path, lin] : model.named_linears()) {
       auto it = lin->adapters().find(name);
@@ -30,7 +34,7 @@ double grad_norm(const std::vector<at::Tensor>& params) {
 }
 
 StepResult accumulate_gradients(CausalLM& model, const std::vector<MicroBatch>& batches, const std::vector<at::Tensor>& params,
-                                const at::Generator& generator) {
+                                const at::Generator& generator, bool gradient_checkpointing) {
   at::AutoGradMode grad_mode(true);
   for (const auto& p : params) {
     if (!p.requires_grad()) throw Error("E_ADAPTER", "a trainable tensor does not require grad");
@@ -41,6 +45,7 @@ StepResult accumulate_gradients(CausalLM& model, const std::vector<MicroBatch>& 
   if (total == 0) throw Error("E_INPUT", "the batch has no labelled tokens (every label is -100 after the shift)");
   ForwardContext ctx = model.context(/*training=*/true);
   ctx.generator = generator;
+  ctx.gradient_checkpointing = gradient_checkpointing;
   double sum = 0;
   for (const auto& mb : batches) {
     ForwardOptions fo;

@@ -22,13 +22,14 @@ struct StepResult {
   double grad_norm = 0;  // L2 norm of all trainable gradients
 };
 
-// The trainable tensors: the LoRA weights of the active adapters.
+// The trainable tensors: every base weight in full-parameter mode, else the LoRA weights of the
+// active adapters.
 std::vector<at::Tensor> trainable_parameters(CausalLM& model);
 
 // Zeroes the gradients of `params`, then accumulates d(loss)/d(params) over `batches`.
 // `generator` drives LoRA dropout (training mode).
 StepResult accumulate_gradients(CausalLM& model, const std::vector<MicroBatch>& batches, const std::vector<at::Tensor>& params,
-                                const at::Generator& generator);
+                                const at::Generator& generator, bool gradient_checkpointing = false);
 
 // Loss without gradients (evaluation): {sum of CE, token count}.
 std::pair<double, int64_t> evaluate_loss(CausalLM& model, const std::vector<MicroBatch>& batches);

@@ -1,0 +1,129 @@
+// Writes a model as a Hugging Face folder that transformers loads: config.json (dtype updated),
+// generation_config.json, tokenizer files, model.safetensors or shards + model.safetensors.index.json.
+// Written into a temporary folder and renamed: the folder is complete or absent.
+import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { LorafitError, optionError } from './errors.js';
+import { writeFileAtomicSync } from './fs-atomic.js';
+import type { Dtype, Model } from './model.js';
+import { serializeSafetensors, type StDtype, type StTensor } from './safetensors.js';
+
+export interface SaveModelOptions {
+  /** Storage dtype (default: the model's). */
+  dtype?: Dtype;
+  /** Largest shard in bytes (default 5 GB, as transformers' default "5GB"). */
+  maxShardSize?: number;
+}
+
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja', 'tokenizer.model', 'vocab.json', 'merges.txt', 'added_tokens.json'];
+const ST_DTYPE: Record<Dtype, StDtype> = { float32: 'F32', bfloat16: 'BF16', float16: 'F16' };
+
+export async function saveModel(model: Model, dir: string, options: SaveModelOptions = {}): Promise<void> {
+  const dtype = options.dtype ?? model.dtype;
+  if (!(dtype in ST_DTYPE)) throw optionError('dtype', `must be float32, bfloat16 or float16, got '${dtype}'`);
+  const maxShard = options.maxShardSize ?? 5e9;
+  if (!(maxShard > 0)) throw optionError('maxShardSize', 'must be a positive number of bytes');
+  const abs = resolve(dir);
+  const tmp = `${abs}.tmp-${process.pid}-${Date.now()}`;
+  mkdirSync(tmp, { recursive: true });
+  try {
+    const shards: Map<string, StTensor>[] = [new Map()];
+    let shardBytes = 0;
+    let total = 0;
+    const written: string[] = [];
+    const flush = (index: number) => {
+      const name = `shard-${index}.safetensors`;
+      writeFileAtomicSync(join(tmp, name), serializeSafetensors(shards[index], { format: 'pt' }));
+      shards[index] = new Map();  // release its memory
+      written.push(name);
+    };
+    const weightMap: Record<string, number> = {};
+    for (const name of model.parameterNames()) {
+      const p = await model.parameter(name);
+      const t = encode(p.data, p.shape, dtype);
+      if (shardBytes > 0 && shardBytes + t.bytes.length > maxShard) {
+        flush(shards.length - 1);
+        shards.push(new Map());
+        shardBytes = 0;
+      }
+      shards[shards.length - 1].set(name, t);
+      weightMap[name] = shards.length - 1;
+      shardBytes += t.bytes.length;
+      total += t.bytes.length;
+    }
+    flush(shards.length - 1);
+    const n = written.length;
+    const finalName = (i: number) => (n === 1 ? 'model.safetensors' : `model-${String(i + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`);
+    written.forEach((w, i) => renameSync(join(tmp, w), join(tmp, finalName(i))));
+    if (n > 1) {
+      const index = { metadata: { total_size: total }, weight_map: Object.fromEntries(Object.entries(weightMap).map(([k, i]) => [k, finalName(i)])) };
+      writeFileAtomicSync(join(tmp, 'model.safetensors.index.json'), `${JSON.stringify(index, null, 2)}\n`);
+    }
+    const config = JSON.parse(readFileSync(join(model.dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    config.torch_dtype = dtype;
+    if ('dtype' in config) config.dtype = dtype;
+    writeFileAtomicSync(join(tmp, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+    for (const f of ['generation_config.json', ...TOKENIZER_FILES]) {
+      if (existsSync(join(model.dir, f))) copyFileSync(join(model.dir, f), join(tmp, f));
+    }
+    const old = existsSync(abs) ? `${abs}.old-${process.pid}-${Date.now()}` : undefined;
+    if (old) renameSync(abs, old);
+    renameSync(tmp, abs);
+    if (old) rmSync(old, { recursive: true, force: true });
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+function encode(data: Float32Array, shape: number[], dtype: Dtype): StTensor {
+  if (dtype === 'float32') return { dtype: 'F32', shape, bytes: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+  const out = new Uint16Array(data.length);
+  const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
+  if (dtype === 'bfloat16') {
+    for (let i = 0; i < bits.length; i++) {
+      const b = bits[i];
+      // round to nearest even; keep NaN a NaN
+      out[i] = (b & 0x7fffffff) > 0x7f800000 ? (b >>> 16) | 0x40 : (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
+    }
+  } else {
+    for (let i = 0; i < data.length; i++) out[i] = toHalf(data[i]);
+  }
+  return { dtype: ST_DTYPE[dtype], shape, bytes: new Uint8Array(out.buffer) };
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** float32 -> IEEE half, round to nearest even (as torch's .half()). */
+function toHalf(v: number): number {
+  f32[0] = v;
+  const x = u32[0];
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  let e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    const half = 1 << (shift - 1);
+    let r = mant >>> shift;
+    const rest = mant & ((1 << shift) - 1);
+    if (rest > half || (rest === half && r & 1)) r++;
+    return sign | r;
+  }
+  let r = mant >>> 13;
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && r & 1)) {
+    r++;
+    if (r === 0x400) {
+      r = 0;
+      e++;
+      if (e >= 0x1f) return sign | 0x7c00;
+    }
+  }
+  return sign | (e << 10) | r;
+}
