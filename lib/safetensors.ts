@@ -48,7 +48,7 @@ export function parseSafetensors(buf: Uint8Array, file = '<buffer>'): StFile {
       continue;
     }
     const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (typeof e?.dtype !== 'string' || !(e.dtype in ITEM_SIZE)) fail(`tensor '${name}': unsupported dtype ${String(e?.dtype)}`);
+    if (typeof e?.dtype !== 'string' || !Object.hasOwn(ITEM_SIZE, e.dtype)) fail(`tensor '${name}': unsupported dtype ${String(e?.dtype)}`);
     if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isInteger(d) && d >= 0)) fail(`tensor '${name}': bad shape`);
     const offs = e.data_offsets;
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isInteger(o) && o >= 0)) fail(`tensor '${name}': bad data_offsets`);
