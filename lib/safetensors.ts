@@ -61,7 +61,9 @@ export function parseSafetensors(buf: Uint8Array, file = '<buffer>'): StFile {
     ranges.push([begin, end, name]);
     tensors.set(name, { dtype, shape, bytes: data.subarray(begin, end) });
   }
-  ranges.sort((a, b) => a[0] - b[0]);
+  // By begin, then end: a zero-size tensor at the boundary where the next one begins ([x, x] then
+  // [x, y]) is valid (the Python/Rust reader accepts it) whatever the header's key order.
+  ranges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   for (let i = 1; i < ranges.length; i++) {
     if (ranges[i][0] < ranges[i - 1][1]) fail(`tensors '${ranges[i - 1][2]}' and '${ranges[i][2]}' overlap`);
   }
