@@ -233,6 +233,12 @@ describe('config.json', () => {
       [{ tie_word_embeddings: 'no' }, "key 'tie_word_embeddings' must be true or false"],
       [{ hidden_act: 'relu' }, "key 'hidden_act' is 'relu'"],
       [{ rope_scaling: { rope_type: 'yarn', factor: 4 } }, "rope_type 'yarn'"],
+      // values beyond int64 used to be cast (undefined behaviour) to INT64_MIN: a negative vocab,
+      // a cryptic libtorch arange error for hidden_size, or an out-of-memory for the layer count
+      [{ hidden_size: 1e30 }, "key 'hidden_size' is 1e+30, out of range"],
+      [{ vocab_size: 1e30 }, "key 'vocab_size' is 1e+30, out of range"],
+      [{ num_hidden_layers: 1e12 }, "key 'num_hidden_layers' is 1000000000000, out of range"],
+      [{ pad_token_id: -1e20 }, "key 'pad_token_id' is -100000000000000000000, out of range"],
     ];
     for (const [patch, msg] of cases) {
       const dir = copy();
