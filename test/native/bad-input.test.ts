@@ -252,6 +252,14 @@ describe('config.json', () => {
     await rejects(Model.load(dir), 'E_MODEL_CONFIG', join(dir, 'config.json'), 'cannot read config.json');
   });
 
+  it('num_hidden_layers far beyond the checkpoint names the first missing layer weight (not out of memory)', async () => {
+    const dir = copy();
+    rewriteJson(join(dir, 'config.json'), (j) => {
+      j.num_hidden_layers = 1e8;
+    });
+    await rejects(Model.load(dir), 'E_SAFETENSORS', dir, "weight 'model.layers.2.self_attn.q_proj.weight' is missing from the checkpoint");
+  });
+
   it('a missing lm_head with tie_word_embeddings false says so', async () => {
     const dir = copy();
     rewriteHeader(join(dir, 'model.safetensors'), (h) => {
