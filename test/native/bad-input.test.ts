@@ -113,6 +113,19 @@ describe('corrupt safetensors', () => {
     }
   });
 
+  it('a shape whose element count overflows 64 bits is refused, not read as 0 bytes', async () => {
+    // [2^40, 2^40] F32: 2^80 elements wrap to 0 in uint64, so [0, 0] offsets looked consistent and a
+    // view over it would claim 2^80 floats of a 0-byte buffer
+    for (const shape of [[2 ** 40, 2 ** 40], [2 ** 32, 2 ** 32, 2 ** 32], [2 ** 26, 2 ** 26]]) {
+      const dir = copy();
+      const file = join(dir, 'model.safetensors');
+      rewriteHeader(file, (h) => {
+        h.evil = { dtype: 'F32', shape, data_offsets: [0, 0] };
+      });
+      await rejects(Model.load(dir), 'E_SAFETENSORS', file, "tensor 'evil'", 'shape is absurdly large');
+    }
+  });
+
   it('overlapping tensors name both tensors', async () => {
     const dir = copy();
     const file = join(dir, 'model.safetensors');

@@ -54,7 +54,7 @@ function jsonEdit(r: Rng, h: Record<string, any>): void {
     case 7: { const other = h[pick(r, names)]; [e.data_offsets, other.data_offsets] = [other.data_offsets, e.data_offsets]; break; }
     case 8: { const shift = pick(r, [-4, 4, -1, 1, 16384, -16384]); e.data_offsets = e.data_offsets.map((o: number) => o + shift); break; }
     case 9: h.__metadata__ = pick(r, [5, null, [], { format: 5 }, { format: { x: 1 } }, 'pt', nested(r, 5)]); break;
-    case 10: h[pick(r, ['', '__proto__', 'constructor', 'x'.repeat(1000), '\u0000', 'ünïcödé'])] = pick(r, [e, { dtype: 'F32', shape: [0], data_offsets: [0, 0] }, 1]); break;
+    case 10: h[pick(r, ['', '__proto__', 'constructor', 'x'.repeat(1000), '\u0000', 'ünïcödé'])] = pick(r, [e, { dtype: 'F32', shape: [0], data_offsets: [0, 0] }, { dtype: 'F32', shape: [2 ** 40, 2 ** 40], data_offsets: [0, 0] }, 1]); break;
     case 11: delete h[name]; break;
     case 12: e.extra = nested(r, int(r, 10)); break;
     default: h[name] = { ...e, shape: [...e.shape].reverse() };
