@@ -285,7 +285,8 @@ describe('non-finite adapters', () => {
 
 describe('several adapters on one model, and combine against PEFT', () => {
   // 'one' = the llama fixture adapter (r 4, alpha 8, all seven projections);
-  // 'two' = a created adapter (r 4, alpha 6, all-linear) with seeded random A and B, saved for PEFT.
+  // 'two' = an adapter created (r 4, alpha 6, all-linear) with seeded random A and B, saved, deleted
+  //         and loaded back from its folder (the folder PEFT reads too).
   const W = [0.7, -0.4];
   const twoDir = join(root, 'two');
   let model: Model;
@@ -302,6 +303,9 @@ describe('several adapters on one model, and combine against PEFT', () => {
     for (const v of values.values()) for (let i = 0; i < v.data.length; i++) v.data[i] = (2 * r() - 1) * 0.2;
     await two.setTensors(values);
     await two.save(twoDir);
+    // both adapters on the model are loaded from folders, by name
+    await two.delete();
+    two = await LoraAdapter.load(model, twoDir, { name: 'two', activate: false });
     const out = join(root, 'combine.safetensors');
     await runPython('peft_combine.py', ['--model', LLAMA, '--adapters', `${FIXTURE_ADAPTER},${twoDir}`, '--weights', W.join(','), '--types', 'cat,linear', '--inputs', join(HF, 'llama', 'golden.safetensors'), '--out', out]);
     ref = new Golden('llama', out);
