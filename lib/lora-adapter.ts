@@ -280,7 +280,7 @@ export class LoraAdapter {
 
   /**
    * A new adapter combining others, as PEFT's add_weighted_adapter:
-   *  'linear': same rank; A = sum sqrt(w_i * s_i) A_i, B = sum sqrt(w_i * s_i) B_i (scaling 1 folded in)
+   *  'linear': same rank; A = sum sign(w_i) sqrt(|w_i * s_i|) A_i, B = sum sqrt(|w_i * s_i|) B_i (scaling 1 folded in)
    *  'cat':    rank = sum r_i; A = concat(w_i * s_i * A_i), B = concat(B_i) (exact sum of deltas)
    */
   static async combine(model: Model, parts: { adapter: LoraAdapter; weight: number }[], options: { name: string; combinationType?: 'linear' | 'cat'; activate?: boolean }): Promise<LoraAdapter> {
@@ -310,9 +310,13 @@ export class LoraAdapter {
       const B = new Float32Array(outF * rank);
       if (type === 'linear') {
         parts.forEach((p, i) => {
-          const f = Math.sqrt(p.weight * p.adapter.scaling);
-          for (let j = 0; j < A.length; j++) A[j] += f * As[i].data[j];
-          for (let j = 0; j < B.length; j++) B[j] += f * Bs[i].data[j];
+          // As PEFT: sqrt(|w * s|) on both sides and the sign on A only, so negative weights
+          // subtract an adapter instead of giving sqrt(negative) = NaN.
+          const ws = p.weight * p.adapter.scaling;
+          const fB = Math.sqrt(Math.abs(ws));
+          const fA = ws < 0 ? -fB : fB;
+          for (let j = 0; j < A.length; j++) A[j] += fA * As[i].data[j];
+          for (let j = 0; j < B.length; j++) B[j] += fB * Bs[i].data[j];
         });
       } else {
         let r0 = 0;

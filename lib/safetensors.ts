@@ -48,7 +48,7 @@ export function parseSafetensors(buf: Uint8Array, file = '<buffer>'): StFile {
       continue;
     }
     const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (typeof e?.dtype !== 'string' || !(e.dtype in ITEM_SIZE)) fail(`tensor '${name}': unsupported dtype ${String(e?.dtype)}`);
+    if (typeof e?.dtype !== 'string' || !Object.hasOwn(ITEM_SIZE, e.dtype)) fail(`tensor '${name}': unsupported dtype ${String(e?.dtype)}`);
     if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isInteger(d) && d >= 0)) fail(`tensor '${name}': bad shape`);
     const offs = e.data_offsets;
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isInteger(o) && o >= 0)) fail(`tensor '${name}': bad data_offsets`);
@@ -61,7 +61,9 @@ export function parseSafetensors(buf: Uint8Array, file = '<buffer>'): StFile {
     ranges.push([begin, end, name]);
     tensors.set(name, { dtype, shape, bytes: data.subarray(begin, end) });
   }
-  ranges.sort((a, b) => a[0] - b[0]);
+  // By begin, then end: a zero-size tensor at the boundary where the next one begins ([x, x] then
+  // [x, y]) is valid (the Python/Rust reader accepts it) whatever the header's key order.
+  ranges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   for (let i = 1; i < ranges.length; i++) {
     if (ranges[i][0] < ranges[i - 1][1]) fail(`tensors '${ranges[i - 1][2]}' and '${ranges[i][2]}' overlap`);
   }

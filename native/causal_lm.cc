@@ -2,6 +2,7 @@
 
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "error.h"
@@ -31,7 +32,9 @@ std::unique_ptr<CausalLM> CausalLM::load(const std::string& dir, const LoadOptio
   };
 
   m->embed_tokens_ = get("model.embed_tokens.weight", {c.vocab_size, H});
-  m->layers_.reserve(c.num_hidden_layers);
+  // Not num_hidden_layers itself: a config claiming 1e8 layers must fail on the first missing
+  // weight (naming it), not on reserving gigabytes of layer objects ('out of memory').
+  m->layers_.reserve(std::min<int64_t>(c.num_hidden_layers, 1024));
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i);
     DecoderLayer layer(m->config_, i);

@@ -37,6 +37,8 @@ const ArchDefaults kDefaults[] = {
     {"gemma2", Arch::Gemma2, 256000, 2304, 9216, 26, 8, 4, 256, 8192, 1e-6, true, "gelu_pytorch_tanh", 4096, 2, 1, 0},
 };
 
+constexpr int64_t kMaxConfigInt = 2147483647;
+
 class Reader {
  public:
   Reader(const Json& root, std::string where) : root_(root), where_(std::move(where)) {}
@@ -53,6 +55,9 @@ class Reader {
     if (!v) return fallback;
     if (!v->is_number() || std::floor(v->number()) != v->number()) bad(key, "must be an integer");
     if (positive && v->number() <= 0) bad(key, "must be positive, got " + v->number_text());
+    // Casting a double beyond int64 is undefined (x86 gives INT64_MIN, so 1e30 became a negative
+    // size); no dimension, layer count or token id of a real model comes near 2^31.
+    if (std::fabs(v->number()) > kMaxConfigInt) bad(key, "is " + v->number_text() + ", out of range (at most " + std::to_string(kMaxConfigInt) + ")");
     return static_cast<int64_t>(v->number());
   }
   double real(const char* key, double fallback) const {

@@ -105,14 +105,18 @@ void SafetensorsFile::parse_header(const char* text, size_t size, uint64_t data_
     info.dtype = safetensors_dtype(info.dtype_name, where);
     uint64_t numel = 1;
     for (const auto& d : shape->array()) {
-      if (!d.is_number() || d.number() < 0 || d.number() != static_cast<double>(static_cast<int64_t>(d.number())) || d.number() > 1e15)
+      // range first: casting a double beyond int64/uint64 (1e30, inf, NaN) is undefined behaviour
+      if (!d.is_number() || !(d.number() >= 0 && d.number() <= 1e15) || d.number() != static_cast<double>(static_cast<int64_t>(d.number())))
         throw Error("E_SAFETENSORS", where + ": shape entries must be non-negative integers");
       info.shape.push_back(static_cast<int64_t>(d.number()));
-      numel *= static_cast<uint64_t>(info.shape.back());
-      if (numel > (1ull << 50)) throw Error("E_SAFETENSORS", where + ": shape is absurdly large");
+      // test before multiplying: [2^40, 2^40] would wrap numel to 0 and pass as a 0-byte tensor
+      const uint64_t dim = static_cast<uint64_t>(info.shape.back());
+      if (dim != 0 && numel > (1ull << 50) / dim) throw Error("E_SAFETENSORS", where + ": shape is absurdly large");
+      numel *= dim;
     }
     for (const auto& o : offsets->array())
-      if (!o.is_number() || o.number() < 0 || o.number() != static_cast<double>(static_cast<uint64_t>(o.number())))
+      if (!o.is_number() || !(o.number() >= 0 && o.number() < 18446744073709551616.0) ||
+          o.number() != static_cast<double>(static_cast<uint64_t>(o.number())))
         throw Error("E_SAFETENSORS", where + ": data_offsets must be non-negative integers");
     info.begin = static_cast<uint64_t>(offsets->array()[0].number());
     info.end = static_cast<uint64_t>(offsets->array()[1].number());
