@@ -63,7 +63,8 @@ export interface FitResult {
 
 export interface TrainerInit extends TrainerOptions {
   model: Model;
-  adapter: LoraAdapter;
+  /** The adapter to train (omit with fullParameter: true). */
+  adapter?: LoraAdapter;
   trainData: Example[];
   evalData?: Example[];
 }
@@ -78,7 +79,7 @@ type TrainerEvents = {
 
 export class Trainer extends EventEmitter<TrainerEvents> {
   readonly model: Model;
-  readonly adapter: LoraAdapter;
+  readonly adapter: LoraAdapter | undefined;
   readonly options: ResolvedOptions;
   private readonly trainData: Example[];
   private readonly evalData: Example[];
@@ -88,8 +89,10 @@ export class Trainer extends EventEmitter<TrainerEvents> {
   constructor(init: TrainerInit) {
     super();
     const { model, adapter, trainData, evalData, ...options } = init;
-    if (!model || !adapter) throw new LorafitError('E_OPTION', "Trainer needs 'model' and 'adapter'");
-    if (adapter.model !== model) throw new LorafitError('E_OPTION', "option 'adapter' belongs to another model");
+    if (!model) throw new LorafitError('E_OPTION', "Trainer needs 'model'");
+    if (options.fullParameter && adapter) throw new LorafitError('E_OPTION', "options 'fullParameter' and 'adapter' exclude each other");
+    if (!options.fullParameter && !adapter) throw new LorafitError('E_OPTION', "Trainer needs 'adapter' (or fullParameter: true)");
+    if (adapter && adapter.model !== model) throw new LorafitError('E_OPTION', "option 'adapter' belongs to another model");
     if (!Array.isArray(trainData) || trainData.length === 0) throw new LorafitError('E_OPTION', "option 'trainData' must be a non-empty array of { inputIds, labels }");
     this.options = resolveOptions(options);
     this.model = model;
@@ -97,6 +100,11 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     this.trainData = trainData;
     this.evalData = evalData ?? [];
     this.log = this.options.logger ?? defaultLogger;
+  }
+
+  /** The native optimizer's name: the adapter's, or the whole model's. */
+  private get target(): string {
+    return this.adapter?.name ?? '__full__';
   }
 
   get plan(): BatchPlan {
@@ -138,8 +146,13 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     if (this.running) throw new LorafitError('E_BUSY', 'fit() is already running on this trainer');
     this.running = true;
     try {
+      if (this.options.fullParameter) {
+        await LoraAdapter.disableAll(this.model);
+        await this.model.setFullTraining(true);
+      }
       return await this.run(options.resumeFrom);
     } finally {
+      if (this.options.fullParameter && !this.model.disposed) await this.model.setFullTraining(false);
       this.running = false;
     }
   }
@@ -160,9 +173,9 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       evalsWithoutImprovement: 0,
       history: [],
       options: serialisableOptions(o),
-      adapterName: this.adapter.name,
+      adapterName: this.target,
     };
-    await this.adapter.activate();
+    await this.adapter?.activate();
     if (resumeFrom) state = await this.resume(resumeFrom, outputDir);
     if (outputDir) mkdirSync(outputDir, { recursive: true });
     this.log.info({ totalSteps: total, examples: this.trainData.length, resumedAt: state.globalStep }, 'training starts');
@@ -181,7 +194,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       }
       const batches = stepBatches(this.trainData, order, state.stepInEpoch, this.plan, o.padTokenId);
       const t0 = Date.now();
-      const r = await this.model.lossAndGrad(batches, { dropoutSeed: mixSeed(o.seed, state.globalStep, 0xd409) });
+      const r = await this.model.lossAndGrad(batches, { dropoutSeed: mixSeed(o.seed, state.globalStep, 0xd409), gradientCheckpointing: o.gradientCheckpointing });
       if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
         const reason = `non-finite ${Number.isFinite(r.loss) ? 'gradient norm' : 'loss'} (loss ${r.loss}, grad norm ${r.gradNorm}) at step ${state.globalStep + 1}`;
         if (o.onNonFinite === 'error') throw new LorafitError('E_NON_FINITE', `${reason}; training stopped, the adapter keeps its last finite weights (onNonFinite: 'skip' skips such steps)`);
@@ -283,7 +296,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     const handle = this.model.handle;
     return this.model.serial
       .run(() =>
-        handle.optimizerStep(this.adapter.name, {
+        handle.optimizerStep(this.target, {
           kind: o.optimizer,
           lr,
           maxGradNorm: o.maxGradNorm,
@@ -301,10 +314,12 @@ export class Trainer extends EventEmitter<TrainerEvents> {
 
   private async checkpoint(state: TrainerState, outputDir: string, best: boolean): Promise<string> {
     const handle = this.model.handle;
-    const optimizer = await this.model.serial.run(() => handle.optimizerState(this.adapter.name));
+    const optimizer = await this.model.serial.run(() => handle.optimizerState(this.target));
     const name = join(outputDir, `checkpoint-${state.globalStep}`);
     if (best) state.bestCheckpoint = name;
-    const dir = await writeCheckpoint(outputDir, state, (d) => this.adapter.save(d), optimizer);
+    const adapter = this.adapter;
+    const writeWeights = adapter ? (d: string) => adapter.save(join(d, 'adapter')) : (d: string) => this.model.save(join(d, 'model'), { dtype: 'float32' });
+    const dir = await writeCheckpoint(outputDir, state, writeWeights, optimizer);
     if (this.options.saveTotalLimit) pruneCheckpoints(outputDir, this.options.saveTotalLimit, state.bestCheckpoint);
     this.emit('checkpoint', { step: state.globalStep, dir });
     return dir;
@@ -319,22 +334,26 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       dir = latest;
     }
     const ck = readCheckpoint(resolve(dir));
-    const saved = await LoraAdapter.load(this.model, ck.adapterDir, { name: `${this.adapter.name}.resume`, activate: false });
-    try {
-      await this.adapter.setTensors(await saved.tensors());
-    } finally {
-      await saved.delete();
+    if (this.adapter) {
+      const saved = await LoraAdapter.load(this.model, ck.adapterDir, { name: `${this.adapter.name}.resume`, activate: false });
+      try {
+        await this.adapter.setTensors(await saved.tensors());
+      } finally {
+        await saved.delete();
+      }
+    } else {
+      await this.model.loadWeights(ck.modelDir);
     }
     const handle = this.model.handle;
     const prefix = 'base_model.model.';
     const entries = ck.optimizer.entries.map((e) => ({ ...e, key: e.key.startsWith(prefix) ? e.key.slice(prefix.length) : e.key }));
     if (entries.length) {
-      await this.model.serial.run(() => handle.setOptimizerState(this.adapter.name, ck.optimizer.step, entries)).catch((e) => {
+      await this.model.serial.run(() => handle.setOptimizerState(this.target, ck.optimizer.step, entries)).catch((e) => {
         throw fromNative(e);
       });
     }
     this.log.info({ dir, step: ck.state.globalStep }, 'resumed');
-    return { ...ck.state, options: serialisableOptions(this.options), adapterName: this.adapter.name };
+    return { ...ck.state, options: serialisableOptions(this.options), adapterName: this.target };
   }
 
   private async abort(state: TrainerState, outputDir?: string): Promise<never> {

@@ -1,4 +1,5 @@
-// Checkpoints: outputDir/checkpoint-<step>/ with the adapter (PEFT files), the optimizer state
+// Checkpoints: outputDir/checkpoint-<step>/ with the adapter (PEFT files in adapter/; the whole
+// model as an HF folder in model/ for full-parameter training), the optimizer state
 // (optimizer.safetensors) and trainer_state.json (step, data position, best metric, history,
 // options). Written into a temporary folder and renamed, so a checkpoint folder is either
 // complete or absent, even if the process is killed mid-write.
@@ -36,7 +37,7 @@ export function checkpointName(step: number): string {
 export async function writeCheckpoint(
   outputDir: string,
   state: TrainerState,
-  writeAdapter: (dir: string) => Promise<void>,
+  writeWeights: (checkpointDir: string) => Promise<void>,
   optimizer: { step: number; entries: NamedArray[] },
 ): Promise<string> {
   mkdirSync(outputDir, { recursive: true });
@@ -45,7 +46,7 @@ export async function writeCheckpoint(
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp);
   try {
-    await writeAdapter(join(tmp, 'adapter'));
+    await writeWeights(tmp);
     const tensors = new Map<string, StTensor>(optimizer.entries.map((e) => [e.key, fromFloat32(e.data, e.shape)]));
     writeFileAtomicSync(join(tmp, OPTIMIZER_FILE), serializeSafetensors(tensors, { step: String(optimizer.step) }));
     writeFileAtomicSync(join(tmp, TRAINER_STATE), `${JSON.stringify(state, null, 2)}\n`);
@@ -58,7 +59,7 @@ export async function writeCheckpoint(
   return final;
 }
 
-export function readCheckpoint(dir: string): { state: TrainerState; optimizer: { step: number; entries: NamedArray[] }; adapterDir: string } {
+export function readCheckpoint(dir: string): { state: TrainerState; optimizer: { step: number; entries: NamedArray[] }; adapterDir: string; modelDir: string } {
   const stateFile = join(dir, TRAINER_STATE);
   if (!existsSync(stateFile)) throw new LorafitError('E_CHECKPOINT', `${dir}: not a lorafit checkpoint (no ${TRAINER_STATE})`);
   let state: TrainerState;
@@ -69,7 +70,7 @@ export function readCheckpoint(dir: string): { state: TrainerState; optimizer: {
   }
   const st = readSafetensors(join(dir, OPTIMIZER_FILE));
   const entries = [...st.tensors].map(([key, t]) => ({ key, shape: t.shape, data: toFloat32(t) }));
-  return { state, optimizer: { step: Number(st.metadata.step ?? 0), entries }, adapterDir: join(dir, 'adapter') };
+  return { state, optimizer: { step: Number(st.metadata.step ?? 0), entries }, adapterDir: join(dir, 'adapter'), modelDir: join(dir, 'model') };
 }
 
 /** Complete checkpoints in outputDir, oldest first. */

@@ -33,6 +33,8 @@ export interface TrainerOptions {
   earlyStoppingThreshold?: number;  // minimum improvement of eval loss: 0
   onNonFinite?: 'error' | 'skip';   // a NaN/inf loss or gradient: stop with an error, or skip the step
   padTokenId?: number;              // 0 (masked anyway)
+  fullParameter?: boolean;          // train every base weight instead of an adapter (pretraining, full fine-tuning)
+  gradientCheckpointing?: boolean;  // recompute each decoder layer in backward: less memory, ~30% more compute
   signal?: AbortSignal;
   logger?: Logger;
 }
@@ -77,6 +79,8 @@ export function resolveOptions(o: TrainerOptions): ResolvedOptions {
     earlyStoppingThreshold: o.earlyStoppingThreshold ?? 0,
     onNonFinite: o.onNonFinite ?? 'error',
     padTokenId: o.padTokenId ?? 0,
+    fullParameter: o.fullParameter ?? false,
+    gradientCheckpointing: o.gradientCheckpointing ?? false,
     signal: o.signal,
     logger: o.logger,
   };

@@ -42,7 +42,10 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
 
 at::Tensor checkpointed_layer(const DecoderLayer& layer, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                               const at::Tensor& bias, const ForwardContext& ctx) {
-  return CheckpointedLayer::apply(x, &layer, cos, sin, bias, &ctx);
+  // The output of a custom autograd function requires grad only if an input does; the first
+  // layer's input (frozen embeddings) does not, so give it a leaf that does.
+  at::Tensor input = x.requires_grad() ? x : x.detach().requires_grad_(true);
+  return CheckpointedLayer::apply(input, &layer, cos, sin, bias, &ctx);
 }
 
 }  // namespace lorafit

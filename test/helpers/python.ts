@@ -13,7 +13,7 @@ const run = promisify(execFile);
 export function python(): string {
   const p = process.env.LORAFIT_PYTHON;
   if (!p) {
-    throw new Error('interop tests need LORAFIT_PYTHON=/path/to/python with torch, transformers and peft (bash .ci/setup-python.sh prints one)');
+    throw new Error('interop tests need LORAFIT_PYTHON=/path/to/python with torch, transformers and peft (bash scripts/setup-python.sh prints one)');
   }
   return p;
 }
