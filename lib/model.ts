@@ -4,6 +4,7 @@
 //   await model.dispose();
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { resolveModelPath } from './hub/resolve.js';
 import { saveModel, type SaveModelOptions } from './save-model.js';
 import { generateBatch, generateTokens, type GenerateOptions } from './generation.js';
 import { fromNative, LorafitError, optionError } from './errors.js';
@@ -46,7 +47,12 @@ export interface ModelLoadOptions {
   device?: string;
   /** libtorch threads; default all cores. Process-wide. */
   threads?: number;
+  /** Hub revision (branch, tag or commit) when `dir` is a hub id. */
+  revision?: string;
+  signal?: AbortSignal;
 }
+
+const HUB_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
 
 export interface ForwardOptions {
   /** 1 for tokens, 0 for padding, same shape as the ids. */
@@ -139,9 +145,13 @@ export class Model {
       if (!Number.isInteger(options.threads) || options.threads < 1) throw optionError('threads', 'must be a positive integer');
       native().setThreads(options.threads);
     }
-    const abs = resolve(dir);
+    let abs = resolve(dir);
+    if (!existsSync(abs) && HUB_ID.test(dir)) {
+      // A hub id ('Qwen/Qwen2.5-0.5B-Instruct'): download into (or find in) the shared HF cache.
+      abs = await resolveModelPath(dir, { revision: options.revision, signal: options.signal });
+    }
     if (!existsSync(abs) || !statSync(abs).isDirectory()) {
-      throw new LorafitError('E_MODEL_DIR', `${abs} is not a folder; Model.load expects a Hugging Face model folder (config.json + *.safetensors)`);
+      throw new LorafitError('E_MODEL_DIR', `${abs} is not a folder; Model.load expects a Hugging Face model folder (config.json + *.safetensors) or a hub id (org/name)`);
     }
     try {
       const handle = await native().loadModel(abs, { dtype, device });
