@@ -26,7 +26,7 @@ describe.each(CASES)('$name vs transformers', ({ name, args }) => {
   const out = join(root, name);
   let ref: Golden;
 
-  it('logits and hidden states match within 1e-4', async () => {
+  it('logits and hidden states match within 1e-4, greedy generation equals generate()', async () => {
     await runPython('make_reference.py', [...args, '--out', out]);
     ref = new Golden(name, join(out, 'reference.safetensors'));
     const ids = rows(ref.ints('input_ids'), [2, 16]);
@@ -41,5 +41,10 @@ describe.each(CASES)('$name vs transformers', ({ name, args }) => {
       const diff = maxAbsDiffMasked(r.hiddenStates![i], ref.floats(`base.hidden_states.${i}`), mask, model.config.hiddenSize);
       expect(diff, `hidden_states.${i}`).toBeLessThan(1e-4);
     }
+    // Greedy decoding with the KV cache (sliding windows and soft-capping included) equals
+    // transformers' generate(): 8 prompt tokens + 8 new ones, past the windows of 4.
+    const prompt = ref.ints('gen.prompt');
+    const [generated] = await model.generate(prompt, { maxNewTokens: 8, eosTokenId: [] });
+    expect([...prompt, ...generated]).toEqual(ref.ints('gen.base'));
   });
 });
