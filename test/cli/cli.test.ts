@@ -66,6 +66,9 @@ describe('lorafit CLI', () => {
     expect(r3.stderr).toContain("missing 'model'");
     const r4 = await runCli(['train', '--model', model, '--dataset', data, '--max-steps', 'many']);
     expect(r4.stderr).toContain('flag --max-steps: must be an integer, got "many"');
+    const r5 = await runCli(['train', '--model', model, '--dataset', data, '--load-in-4bit', '--load-in-8bit']);
+    expect(r5.code).toBe(1);
+    expect(r5.stderr).toContain("'loadIn4bit' and 'loadIn8bit' exclude each other");
   });
 
   it('info prints the parameter count (from the headers, equal to the loaded model) and the adapter share', async () => {
