@@ -13,3 +13,5 @@ export { Trainer } from './trainer.js';
 export type { TrainerOptions, StepEvent, EvalEvent, CheckpointEvent, FitResult } from './trainer.js';
 export type { MicroBatch } from './model.js';
 export { createLogger } from './logger.js';
+export { chat, chatStream, chatPromptIds, chatStopIds, completionStream, loadModelAndTokenizer } from './chat.js';
+export type { ChatMessage, ChatOptions, GenerationStats, LoadModelAndTokenizerOptions } from './chat.js';

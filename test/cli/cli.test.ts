@@ -1,0 +1,140 @@
+// The lorafit CLI as a child process on the tiny llama fixture (vocab 256, byte-level tokenizer).
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LoraAdapter } from '../../lib/lora-adapter.js';
+import { Model } from '../../lib/model.js';
+import { readSafetensors } from '../../lib/safetensors.js';
+import { LLAMA, LLAMA_ADAPTER, ROOT, byteLevelLlama, ensureBuilt, runCli, tempDir } from './helpers.js';
+
+const YODA = join(ROOT, 'test', 'fixtures', 'data', 'styles', 'yoda.txt');
+
+describe('lorafit CLI', () => {
+  let work: string;
+  let model: string;
+  let data: string;
+
+  beforeAll(() => {
+    ensureBuilt();
+    work = tempDir();
+    model = byteLevelLlama();
+    data = join(work, 'yoda.txt');
+    const lines = readFileSync(YODA, 'utf8').split('\n').filter((l) => l.trim()).slice(0, 12);
+    writeFileSync(data, `${lines.join('\n')}\n`);
+  });
+  afterAll(() => {
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('train: a YAML config with flags over it writes a PEFT adapter and reports the eval loss', async () => {
+    const cfg = join(work, 'train.yaml');
+    // snake_case keys in the file; --max-steps overrides max_steps.
+    writeFileSync(cfg, `model: ${model}\ndataset: ${data}\nmax_steps: 500\nlora_rank: 4\nlearning_rate: 0.01\nbatch_size: 2\nmax_seq_length: 64\neval_split: 3\n`);
+    const out = join(work, 'run');
+    const log = join(work, 'train.log.jsonl');
+    const r = await runCli(['train', cfg, '--max-steps', '5', '--output-dir', out, '--target-modules', 'q_proj,v_proj', '--log-file', log]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/9 train, 3 eval/);
+    expect(r.stdout).toMatch(/training 5\/5 loss/);  // plain progress lines (stdout is a pipe)
+    expect(r.stdout).toMatch(/trained 5 steps/);
+    const m = /eval loss ([\d.]+) -> ([\d.]+) \((down|up) ([\d.]+)/.exec(r.stdout);
+    expect(m, r.stdout).not.toBeNull();
+    expect(Number(m![1])).toBeGreaterThan(Number(m![2]));  // lr 1e-2 on 9 lines: the held-out loss drops
+    const cfgJson = JSON.parse(readFileSync(join(out, 'adapter', 'adapter_config.json'), 'utf8'));
+    expect(cfgJson).toMatchObject({ peft_type: 'LORA', task_type: 'CAUSAL_LM', r: 4, lora_alpha: 8, target_modules: ['q_proj', 'v_proj'] });
+    const st = readSafetensors(join(out, 'adapter', 'adapter_model.safetensors'));
+    expect([...st.tensors.keys()].sort()).toContain('base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight');
+    expect(st.tensors.size).toBe(2 * 2 * 2);  // 2 layers x (q, v) x (A, B)
+    expect(existsSync(join(out, 'metrics.jsonl'))).toBe(true);
+    const logLines = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(logLines.some((l) => l.msg === 'train done')).toBe(true);
+  });
+
+  it('train: an unknown or invalid config key exits 1 naming the key and what is allowed', async () => {
+    const bad = join(work, 'bad.yaml');
+    writeFileSync(bad, `model: ${model}\ndataset: ${data}\nlora_rnk: 4\n`);
+    const r = await runCli(['train', bad]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^error \[E_CONFIG\]: unknown key 'lora_rnk' in .*bad\.yaml \(did you mean 'loraRank'\?\); allowed keys: model, dataset/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);  // no stack trace without --verbose
+    const r2 = await runCli(['train', '--model', model, '--dataset', data, '--lr-scheduler', 'cosin']);
+    expect(r2.code).toBe(1);
+    expect(r2.stderr).toContain("error [E_CONFIG]: flag --lr-scheduler: must be one of constant, linear, cosine, got \"cosin\"");
+    const r3 = await runCli(['train', '--dataset', data]);
+    expect(r3.code).toBe(1);
+    expect(r3.stderr).toContain("missing 'model'");
+    const r4 = await runCli(['train', '--model', model, '--dataset', data, '--max-steps', 'many']);
+    expect(r4.stderr).toContain('flag --max-steps: must be an integer, got "many"');
+    const r5 = await runCli(['train', '--model', model, '--dataset', data, '--load-in-4bit', '--load-in-8bit']);
+    expect(r5.code).toBe(1);
+    expect(r5.stderr).toContain("'loadIn4bit' and 'loadIn8bit' exclude each other");
+  });
+
+  it('info prints the parameter count (from the headers, equal to the loaded model) and the adapter share', async () => {
+    const loaded = await Model.load(LLAMA);
+    const n = loaded.numParameters();
+    await loaded.dispose();
+    const r = await runCli(['info', LLAMA, '--adapter', LLAMA_ADAPTER]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`parameters:   ${n} `);
+    expect(r.stdout).toMatch(/architecture: LlamaForCausalLM \(llama\)/);
+    expect(r.stdout).toMatch(/trainable parameters \d+ .*% of/);
+    const j = JSON.parse((await runCli(['info', LLAMA, '--adapter', LLAMA_ADAPTER, '--json'])).stdout);
+    expect(j.parameters).toBe(n);
+    expect(j.adapter.trainable).toBeGreaterThan(0);
+  });
+
+  it('merge writes a folder that loads and computes what base + adapter compute', async () => {
+    const out = join(work, 'merged');
+    const r = await runCli(['merge', '--model', model, '--adapter', LLAMA_ADAPTER, '--out', out]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(existsSync(join(out, 'config.json'))).toBe(true);
+    expect(existsSync(join(out, 'tokenizer.json'))).toBe(true);
+    const ids = [[5, 17, 99, 200, 3]];
+    const merged = await Model.load(out);
+    const a = await merged.forward(ids);
+    await merged.dispose();
+    const base = await Model.load(LLAMA);
+    await LoraAdapter.load(base, LLAMA_ADAPTER);
+    const b = await base.forward(ids);
+    await base.dispose();
+    let maxDiff = 0;
+    for (let i = 0; i < a.logits.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a.logits[i] - b.logits[i]));
+    expect(maxDiff).toBeLessThan(1e-4);
+  });
+
+  it('generate and eval run on the model with an adapter', async () => {
+    const g = await runCli(['generate', '--model', model, '--adapter', `yoda=${LLAMA_ADAPTER}`, '--prompt', 'Strong, ', '--max-new-tokens', '6']);
+    expect(g.code).toBe(0);
+    expect(g.stdout.startsWith('Strong, ')).toBe(true);
+    expect(g.stderr).toMatch(/\[\d+ tokens, finish: (stop|length), adapter yoda\]/);
+    const e = await runCli(['eval', '--model', model, '--adapter', `yoda=${LLAMA_ADAPTER}`, '--dataset', data, '--batch-size', '4']);
+    expect(e.code).toBe(0);
+    expect(e.stdout).toMatch(/^base: perplexity [\d.]+ \(mean NLL [\d.]+ nats\/token over \d+ tokens\)$/m);
+    expect(e.stdout).toMatch(/^yoda: perplexity [\d.]+/m);
+  });
+
+  it('prepare markdown writes the SFT files', async () => {
+    const out = join(work, 'prepared');
+    const r = await runCli(['prepare', 'markdown', join(ROOT, 'test', 'fixtures', 'data', 'markdown-blog', 'en'), '--out', out, '--min-tokens', '40', '--max-tokens', '200']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(readdirSync(out).sort()).toEqual(['dataset_stats.json', 'sft_train.jsonl', 'sft_val.jsonl']);
+    expect(r.stdout).toMatch(/records: \d+ train, \d+ val/);
+  });
+
+  it('a LorafitError prints `error [CODE]: message` and exits 1 (stack only with --verbose)', async () => {
+    const r = await runCli(['merge', '--model', join(work, 'nope'), '--adapter', LLAMA_ADAPTER, '--out', join(work, 'x')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^error \[E_[A-Z_]+\]: /);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    const v = await runCli(['merge', '--model', join(work, 'nope'), '--adapter', LLAMA_ADAPTER, '--out', join(work, 'x'), '--verbose']);
+    expect(v.code).toBe(1);
+    expect(v.stderr).toMatch(/\n\s+at /);
+    const u = await runCli(['frobnicate']);
+    expect(u.code).toBe(1);
+    expect(u.stderr).toMatch(/error \[E_USAGE\]/);
+  });
+});
