@@ -85,7 +85,8 @@ export interface NativeAddon {
   torchVersion: string;
 }
 
-function packageRoot(): string {
+/** The folder of lorafit's package.json (the repo root in development, node_modules/lorafit when installed). */
+export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'package.json'))) {
     const up = dirname(dir);

@@ -3,10 +3,11 @@
 // Keys may be written camelCase, snake_case or kebab-case in the file; errors name the key as it
 // was written (or the flag) and list what is allowed.
 import { readFileSync } from 'node:fs';
-import { extname, resolve } from 'node:path';
+import { extname, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { DATASET_FORMATS } from '../data/formats.js';
 import { LorafitError } from '../errors.js';
+import { packageRoot } from '../native.js';
 
 type Kind = 'string' | 'number' | 'integer' | 'boolean' | 'list';
 
@@ -23,8 +24,8 @@ interface KeySpec {
 }
 
 export const TRAIN_KEYS = {
-  model: { kind: 'string', required: true, describe: 'Base model: a Hugging Face folder or hub id (org/name)' },
-  dataset: { kind: 'string', required: true, describe: 'Training data: a file or folder (jsonl, json, csv, tsv, parquet, txt)' },
+  model: { kind: 'string', describe: 'Base model: a Hugging Face folder or hub id (org/name); default: the embedded models/lorafit-tiny' },
+  dataset: { kind: 'string', required: true, describe: "Training data: a file or folder (jsonl, json, csv, tsv, parquet, txt); default with the embedded model: Yoda's lines" },
   evalDataset: { kind: 'string', describe: 'Held-out data (default: an evalSplit of the dataset)' },
   format: { kind: 'string', values: ['auto', ...DATASET_FORMATS], describe: 'Dataset format (default auto: detected per file)' },
   textColumn: { kind: 'string', describe: 'Column holding raw text (default text)' },
@@ -139,6 +140,11 @@ export function resolveTrainConfig(file: Record<string, unknown>, fileName: stri
   }
   const out: Record<string, unknown> = {};
   for (const [key, { value, where }] of merged) out[key] = checkValue(TRAIN_KEYS[key as TrainKey], value, where);
+  // The embedded default job: tune the shipped tiny model to Yoda's style (offline).
+  if (out.model === undefined) {
+    out.model = join(packageRoot(), 'models', 'lorafit-tiny');
+    if (out.dataset === undefined) out.dataset = join(packageRoot(), 'examples', 'data', 'styles', 'yoda.txt');
+  }
   for (const [key, spec] of Object.entries(TRAIN_KEYS) as [TrainKey, KeySpec][]) {
     if (spec.required && out[key] === undefined) {
       throw new LorafitError('E_CONFIG', `missing '${key}': set it in the config file or pass ${flagName(key)} (${spec.describe})`);

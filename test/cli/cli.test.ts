@@ -61,9 +61,9 @@ describe('lorafit CLI', () => {
     const r2 = await runCli(['train', '--model', model, '--dataset', data, '--lr-scheduler', 'cosin']);
     expect(r2.code).toBe(1);
     expect(r2.stderr).toContain("error [E_CONFIG]: flag --lr-scheduler: must be one of constant, linear, cosine, got \"cosin\"");
-    const r3 = await runCli(['train', '--dataset', data]);
+    const r3 = await runCli(['train', '--model', model]);  // a model of one's own needs its data
     expect(r3.code).toBe(1);
-    expect(r3.stderr).toContain("missing 'model'");
+    expect(r3.stderr).toContain("missing 'dataset'");
     const r4 = await runCli(['train', '--model', model, '--dataset', data, '--max-steps', 'many']);
     expect(r4.stderr).toContain('flag --max-steps: must be an integer, got "many"');
     const r5 = await runCli(['train', '--model', model, '--dataset', data, '--load-in-4bit', '--load-in-8bit']);
