@@ -7,6 +7,8 @@
 #   QUICK=1 bench/run.sh          4-layer model, fewer runs (development)
 #   KNOBS=1 bench/run.sh          also sweeps the allocator/OpenMP knobs for lorafit (see README)
 #   VARIANTS="default tuned"      env variants run for both implementations (default: both)
+#   ONLY="forward train loss"     sections to run (default: all three)
+#   TRAIN_BF16_BATCHES=1,4 TRAIN_FP32_BATCHES=1,4 LOSS_DTYPES="bfloat16 float32"  (empty skips)
 #
 # Needs: npm install && npx tsc -p . (dist/bench/*.js), and the venv's python (LORAFIT_PYTHON).
 set -euo pipefail
@@ -18,9 +20,14 @@ LAYERS=${LAYERS:-24}
 FWD_RUNS=${FWD_RUNS:-5}
 TRAIN_RUNS=${TRAIN_RUNS:-3}
 LOSS_RUNS=${LOSS_RUNS:-5}
-TRAIN_FP32_BATCHES=${TRAIN_FP32_BATCHES:-1,4}
+TRAIN_BF16_BATCHES=${TRAIN_BF16_BATCHES-1,4}
+TRAIN_FP32_BATCHES=${TRAIN_FP32_BATCHES-1,4}
+LOSS_DTYPES=${LOSS_DTYPES-"bfloat16 float32"}
+KNOB_LAYERS=${KNOB_LAYERS:-4}
 if [[ -n "${QUICK:-}" ]]; then LAYERS=4 FWD_RUNS=3 TRAIN_RUNS=3 LOSS_RUNS=3; fi
-VARIANTS=${VARIANTS:-"default tuned"}
+VARIANTS=${VARIANTS-"default tuned"}
+ONLY=${ONLY:-"forward train loss"}
+has() { [[ " $ONLY " == *" $1 "* ]]; }
 TUNED_MALLOC="glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
 
 mkdir -p bench/out
@@ -56,26 +63,27 @@ ours() { run "$1" node "dist/bench/$2.js" "${@:3}" --threads "$THREADS"; }
 hf() { run "$1" "$PY" bench/hf-baseline.py "$2" "${@:3}" --threads "$THREADS"; }
 
 for v in $VARIANTS; do
-  for d in float32 bfloat16; do
+  has forward && for d in float32 bfloat16; do
     ours "$v" forward --model "$MODEL" --dtypes $d --seq 512 --batch 1 --runs "$FWD_RUNS"
     hf "$v" forward --model "$MODEL" --dtypes $d --seq 512 --batch 1 --runs "$FWD_RUNS"
   done
-  for d in bfloat16 float32; do
-    batches=1,4
+  has train && for d in bfloat16 float32; do
+    batches=$TRAIN_BF16_BATCHES
     [[ $d == float32 ]] && batches=$TRAIN_FP32_BATCHES
     for b in ${batches//,/ }; do
       ours "$v" train-step --model "$MODEL" --dtypes $d --seq 512 --batches "$b" --runs "$TRAIN_RUNS"
       hf "$v" train_step --model "$MODEL" --dtypes $d --seq 512 --batches "$b" --runs "$TRAIN_RUNS"
     done
   done
-  for d in bfloat16 float32; do
+  has loss && for d in $LOSS_DTYPES; do
     ours "$v" loss --model "$MODEL1" --dtypes $d --tokens 2048 --runs "$LOSS_RUNS"
     hf "$v" loss --model "$MODEL1" --dtypes $d --tokens 2048 --runs "$LOSS_RUNS"
   done
 done
 
 if [[ -n "${KNOBS:-}" ]]; then
-  # lorafit only: which allocator / OpenMP wait settings help, seq 512 batch 1
+  # lorafit only: which allocator / OpenMP wait settings help, seq 512 batch 1, on a KNOB_LAYERS model
+  MODEL=$(node dist/bench/make-model.js --layers "$KNOB_LAYERS")
   for v in default tuned passive tuned_passive active; do
     for d in bfloat16 float32; do
       ours "$v" forward --model "$MODEL" --dtypes $d --seq 512 --batch 1 --runs "$FWD_RUNS"
