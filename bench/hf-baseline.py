@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""HF transformers + PEFT baseline for lorafit's benchmarks: the same cases, inputs and JSON lines
+(with "impl": "hf") as bench/forward.ts, bench/train-step.ts and bench/loss.ts.
+
+  /root/.cache/lorafit/venv/bin/python bench/hf-baseline.py forward    --model DIR [--dtypes float32,bfloat16] [--seq 512] [--batch 1] [--runs 5]
+  ... hf-baseline.py train_step --model DIR [--dtypes bfloat16,float32] [--batches 1,4] [--runs 3]
+  ... hf-baseline.py loss       --model DIR_1_LAYER [--dtypes bfloat16,float32] [--tokens 2048] [--runs 5]
+
+Each case runs in its own child process (peak RSS per case). torch.set_num_threads(--threads, 2).
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+# quiet: no progress bars, no optional-kernel notices on stderr
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+KNOBS = ["GLIBC_TUNABLES", "OMP_WAIT_POLICY", "OMP_NUM_THREADS", "LD_PRELOAD", "MALLOC_ARENA_MAX"]
+
+
+def status_mb(field):
+    with open("/proc/self/status") as f:
+        m = re.search(rf"^{field}:\s+(\d+) kB", f.read(), re.M)
+    return round(int(m.group(1)) / 1024) if m else None
+
+
+def reset_peak_rss():
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def token_ids(batch, seq, vocab):
+    # same formula as bench/common.ts tokenIds()
+    return [[((b * seq + t) * 7919 + 17) % vocab for t in range(seq)] for b in range(batch)]
+
+
+def time_runs(fn, runs, warmup):
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def r1(x):
+    return round(x, 1)
+
+
+def common_fields(torch, threads):
+    return {"threads": torch.get_num_threads(), "torch": torch.__version__.split("+")[0],
+            "env": {k: os.environ[k] for k in KNOBS if os.environ.get(k)}}
+
+
+def load(case):
+    import torch
+    torch.set_num_threads(case["threads"])
+    from transformers import AutoModelForCausalLM
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[case["dtype"]]
+    t0 = time.perf_counter()
+    model = AutoModelForCausalLM.from_pretrained(case["model"], dtype=dtype, attn_implementation="sdpa")
+    return torch, model, (time.perf_counter() - t0) * 1000
+
+
+def add_lora(model, rank=16, alpha=32):
+    from peft import LoraConfig, get_peft_model
+    cfg = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+    return get_peft_model(model, cfg)
+
+
+def run_forward(case):
+    torch, model, load_ms = load(case)
+    model.eval()
+    load_peak = status_mb("VmHWM")
+    reset = reset_peak_rss()
+    vocab = model.config.vocab_size
+    ids = torch.tensor(token_ids(case["batch"], case["seq"], vocab), dtype=torch.long)
+    kw = {"logits_to_keep": 1} if case["last_only"] else {}
+
+    def fwd():
+        with torch.inference_mode():
+            return model(input_ids=ids, use_cache=False, **kw).logits
+
+    times = time_runs(fwd, case["runs"], case["warmup"])
+    ms = statistics.median(times)
+    return {"bench": "forward", "impl": "hf", "dtype": case["dtype"], "seq": case["seq"], "batch": case["batch"],
+            "layers": model.config.num_hidden_layers, "last_only": case["last_only"],
+            "tokens_per_s": r1(case["batch"] * case["seq"] / (ms / 1000)), "ms_per_run": r1(ms),
+            "runs_ms": [r1(t) for t in times], "peak_rss_mb": status_mb("VmHWM"), "load_peak_rss_mb": load_peak,
+            "run_peak_is_after_load": reset, "load_ms": r1(load_ms), **common_fields(torch, case["threads"])}
+
+
+def run_train_step(case):
+    torch, model, _ = load(case)
+    load_peak = status_mb("VmHWM")
+    model = add_lora(model, case["rank"], case["alpha"])
+    model.train()
+    reset = reset_peak_rss()
+    vocab = model.config.vocab_size
+    ids = torch.tensor(token_ids(case["batch"], case["seq"], vocab), dtype=torch.long)
+    last = {}
+
+    def step():
+        model.zero_grad(set_to_none=True)
+        out = model(input_ids=ids, labels=ids, use_cache=False)
+        out.loss.backward()
+        last["loss"] = out.loss.item()
+
+    times = time_runs(step, case["runs"], case["warmup"])
+    ms = statistics.median(times)
+    n_lora = sum(1 for n, _ in model.named_modules() if n.endswith(".lora_A"))
+    return {"bench": "train_step", "impl": "hf", "dtype": case["dtype"], "seq": case["seq"], "batch": case["batch"],
+            "layers": model.config.num_hidden_layers, "rank": case["rank"], "lora_modules": n_lora,
+            "tokens_per_s": r1(case["batch"] * case["seq"] / (ms / 1000)), "ms_per_run": r1(ms),
+            "runs_ms": [r1(t) for t in times], "loss": round(last["loss"], 4), "peak_rss_mb": status_mb("VmHWM"),
+            "load_peak_rss_mb": load_peak, "run_peak_is_after_load": reset, **common_fields(torch, case["threads"])}
+
+
+def run_loss(case):
+    torch, model, _ = load(case)
+    import torch.nn.functional as F
+    reset = reset_peak_rss()
+    vocab = model.config.vocab_size
+    ids = torch.tensor(token_ids(1, case["tokens"] + 1, vocab), dtype=torch.long)
+    runs, warm = case["runs"], case["warmup"]
+    model.eval()
+
+    def fwd_last():
+        with torch.no_grad():
+            model(input_ids=ids, use_cache=False, logits_to_keep=1)
+
+    def evaluate():
+        with torch.no_grad():
+            model(input_ids=ids, labels=ids, use_cache=False)
+
+    fwd = time_runs(fwd_last, runs, warm)
+    ev = time_runs(evaluate, runs, warm)
+    eval_peak = status_mb("VmHWM")
+    # The loss alone, as transformers' ForCausalLMLoss does it: upcast the logits, then CE.
+    w = model.get_output_embeddings().weight.detach()
+    h = torch.randn(case["tokens"], w.shape[1], dtype=w.dtype) * 0.5
+    tgt = torch.tensor(token_ids(1, case["tokens"], vocab)[0], dtype=torch.long)
+    with torch.no_grad():
+        logits = F.linear(h, w)
+    lm_head = time_runs(lambda: F.linear(h, w), runs, warm)
+
+    def upcast_ce():
+        with torch.no_grad():
+            F.cross_entropy(logits.float(), tgt, reduction="sum")
+
+    def upcast_ce_grad():
+        z = logits.detach().requires_grad_(True)
+        F.cross_entropy(z.float(), tgt, reduction="sum").backward()
+
+    ce = time_runs(upcast_ce, runs, warm)
+    ce_grad = time_runs(upcast_ce_grad, runs, warm)
+    del logits
+    peft = add_lora(model)
+    peft.train()
+
+    def train():
+        peft.zero_grad(set_to_none=True)
+        peft(input_ids=ids, labels=ids, use_cache=False).loss.backward()
+
+    tr = time_runs(train, runs, warm)
+    f, e, t = (statistics.median(x) for x in (fwd, ev, tr))
+    return {"bench": "loss", "impl": "hf", "dtype": case["dtype"], "tokens": case["tokens"], "vocab": vocab,
+            "layers": model.config.num_hidden_layers, "loss_ms": r1(e - f), "loss_train_ms": r1(t - 2 * f),
+            "forward_last_ms": r1(f), "eval_ms": r1(e), "train_ms": r1(t),
+            "lm_head_ms": r1(statistics.median(lm_head)), "upcast_ce_ms": r1(statistics.median(ce)),
+            "upcast_ce_grad_ms": r1(statistics.median(ce_grad)),
+            "runs_ms": {"forward_last": [r1(x) for x in fwd], "eval": [r1(x) for x in ev], "train": [r1(x) for x in tr]},
+            "eval_peak_rss_mb": eval_peak, "peak_rss_mb": status_mb("VmHWM"), "run_peak_is_after_load": reset,
+            **common_fields(torch, case["threads"])}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("bench", choices=["forward", "train_step", "loss"])
+    p.add_argument("--model", required=False)
+    p.add_argument("--dtypes")
+    p.add_argument("--seq", type=int, default=512)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--batches", default="1,4")
+    p.add_argument("--tokens", type=int, default=2048)
+    p.add_argument("--rank", type=int, default=16)
+    p.add_argument("--alpha", type=float, default=32)
+    p.add_argument("--runs", type=int)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--last-only", action="store_true")
+    p.add_argument("--child")
+    a = p.parse_args()
+    if a.child:
+        case = json.loads(a.child)
+        fn = {"forward": run_forward, "train_step": run_train_step, "loss": run_loss}[a.bench]
+        print(json.dumps(fn(case)), flush=True)
+        return
+    if not a.model:
+        p.error("--model is required")
+    base = {"model": os.path.abspath(a.model), "threads": a.threads, "warmup": a.warmup}
+    cases = []
+    if a.bench == "forward":
+        for d in (a.dtypes or "float32,bfloat16").split(","):
+            cases.append({**base, "dtype": d, "seq": a.seq, "batch": a.batch, "runs": a.runs or 5, "last_only": a.last_only})
+    elif a.bench == "train_step":
+        for d in (a.dtypes or "bfloat16,float32").split(","):
+            for b in a.batches.split(","):
+                cases.append({**base, "dtype": d, "seq": a.seq, "batch": int(b), "runs": a.runs or 3,
+                              "rank": a.rank, "alpha": a.alpha})
+    else:
+        for d in (a.dtypes or "bfloat16,float32").split(","):
+            cases.append({**base, "dtype": d, "tokens": a.tokens, "runs": a.runs or 5})
+    for case in cases:
+        r = subprocess.run([sys.executable, os.path.abspath(__file__), a.bench, "--child", json.dumps(case)],
+                           stdout=subprocess.PIPE, text=True)
+        lines = [l for l in r.stdout.splitlines() if l.startswith("{")]
+        for l in r.stdout.splitlines():
+            if l and not l.startswith("{"):
+                print(l, file=sys.stderr)
+        if r.returncode != 0:
+            lines.append(json.dumps({"bench": a.bench, "impl": "hf", **case, "error": f"child exited with {r.returncode}"}))
+        for l in lines:
+            print(l, flush=True)
+
+
+if __name__ == "__main__":
+    main()
