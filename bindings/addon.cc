@@ -22,6 +22,7 @@ Napi::Value CudaAvailable(const Napi::CallbackInfo& info) {
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  lorafit::configure_allocator();
   // Default to all cores (libtorch's own default here is 1 thread); lib/ may override.
   lorafit::set_threads(0);
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));

@@ -23,30 +23,42 @@ struct LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy>
                             double softcap, bool need_grad_h, bool need_grad_w) {
     const int64_t n = h.size(0), vocab = weight.size(0);
     const int64_t step = chunk_tokens(vocab);
+    const int64_t rows = std::max<int64_t>(1, std::min(step, n));
     at::Tensor total = at::zeros({}, h.options().dtype(at::kFloat));
     at::Tensor grad_h = need_grad_h ? at::empty_like(h) : at::Tensor();
     at::Tensor grad_w = need_grad_w ? at::zeros(weight.sizes(), weight.options().dtype(at::kFloat)) : at::Tensor();
+    // Chunk buffers reused by every chunk: glibc maps each tensor over 32 MiB fresh and unmaps it
+    // on free, so per-chunk temporaries were page-faulted in again for every chunk.
+    at::Tensor z_buf = at::empty({rows, vocab}, h.options());                     // [C, V] model dtype
+    at::Tensor zf_buf = at::empty({rows, vocab}, h.options().dtype(at::kFloat));  // [C, V] upcast logits
+    at::Tensor lp_buf = at::empty({rows, vocab}, h.options().dtype(at::kFloat));  // [C, V] log-probs, then dz
+    at::Tensor minus_one = at::full({rows, 1}, -1.0f, lp_buf.options());
     for (int64_t start = 0; start < n; start += step) {
       const int64_t len = std::min(step, n - start);
-      at::Tensor hc = h.narrow(0, start, len);               // [C, H]
-      at::Tensor tc = targets.narrow(0, start, len);         // [C]
-      at::Tensor z = at::linear(hc, weight);                 // [C, V] model dtype, as HF's lm_head
+      at::Tensor hc = h.narrow(0, start, len);                    // [C, H]
+      at::Tensor tc = targets.narrow(0, start, len).unsqueeze(1); // [C, 1]
+      at::Tensor z = z_buf.narrow(0, 0, len);
+      at::mm_out(z, hc, weight.t());                              // [C, V] model dtype, as HF's lm_head
       at::Tensor capped;
       if (softcap > 0) {
-        capped = at::tanh(z / softcap);                      // HF caps in the model dtype
-        z = capped * softcap;
+        capped = at::tanh(z / softcap);                           // HF caps in the model dtype
+        z.copy_(capped * softcap);
       }
-      at::Tensor zf = z.to(at::kFloat);                      // the loss upcasts, as HF's loss does
-      at::Tensor lse = at::logsumexp(zf, -1);                // [C]
-      total += (lse - zf.gather(1, tc.unsqueeze(1)).squeeze(1)).sum();
+      at::Tensor zf = zf_buf.narrow(0, 0, len).copy_(z);          // the loss upcasts, as HF's loss does
+      at::Tensor lp = lp_buf.narrow(0, 0, len);
+      at::_log_softmax_out(lp, zf, 1, false);                     // [C, V] one fused row-wise kernel
+      total -= lp.gather(1, tc).sum();
       if (!need_grad_h && !need_grad_w) continue;
-      // d(sum CE)/dz = softmax(z) - onehot(target)
-      at::Tensor dz = at::exp(zf - lse.unsqueeze(1));
-      dz.scatter_add_(1, tc.unsqueeze(1), at::full({len, 1}, -1.0f, dz.options()));
-      if (softcap > 0) dz = dz * (1 - capped.to(at::kFloat).pow(2));
-      at::Tensor dzc = dz.to(h.scalar_type());
-      if (need_grad_h) grad_h.narrow(0, start, len).copy_(at::matmul(dzc, weight));      // [C, H]
-      if (need_grad_w) grad_w.add_(at::matmul(dzc.t(), hc).to(at::kFloat));            // [V, H]
+      // d(sum CE)/dz = softmax(z) - onehot(target), in place over the log-probs
+      at::Tensor dz = lp.exp_();
+      dz.scatter_add_(1, tc, minus_one.narrow(0, 0, len));
+      if (softcap > 0) dz.mul_(1 - capped.to(at::kFloat).pow(2));
+      at::Tensor dzc = z.copy_(dz);                               // back to the model dtype, in z's buffer
+      if (need_grad_h) {
+        at::Tensor gh = grad_h.narrow(0, start, len);
+        at::mm_out(gh, dzc, weight);                              // [C, H]
+      }
+      if (need_grad_w) grad_w.add_(at::matmul(dzc.t(), hc).to(at::kFloat));  // [V, H]
     }
     ctx->saved_data["grad_h"] = grad_h;
     ctx->saved_data["grad_w"] = grad_w;
