@@ -388,7 +388,35 @@ Int8Weight quantize_int8_rowwise(const at::Tensor& w) {
   return q;
 }
 
+namespace {
+// out[r, c] = T(float(q[r, c]) * scale[r]): the fp32 product rounded once, as the ATen formula
+// below, without its [out, in] fp32 temporary (forward and backward dequantize every step).
+template <typename T>
+void dequant_int8_cpu(const int8_t* q, const float* scale, int64_t rows, int64_t cols, T* out) {
+  at::parallel_for(0, rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(cols, 1)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float s = scale[r];
+      const int8_t* qr = q + r * cols;
+      T* o = out + r * cols;
+      for (int64_t c = 0; c < cols; ++c) o[c] = static_cast<T>(static_cast<float>(qr[c]) * s);
+    }
+  });
+}
+}  // namespace
+
 at::Tensor dequantize_int8(const Int8Weight& q, at::ScalarType out_dtype) {
+  if (q.q.device().is_cpu() && (out_dtype == at::kFloat || out_dtype == at::kBFloat16 || out_dtype == at::kHalf)) {
+    at::Tensor qq = q.q.contiguous();
+    at::Tensor sc = q.scale.to(at::kFloat).contiguous();
+    const int64_t rows = qq.size(0), cols = qq.numel() / std::max<int64_t>(rows, 1);
+    at::Tensor out = at::empty(q.shape, at::TensorOptions().dtype(out_dtype));
+    const int8_t* qp = qq.data_ptr<int8_t>();
+    const float* sp = sc.data_ptr<float>();
+    if (out_dtype == at::kFloat) dequant_int8_cpu<float>(qp, sp, rows, cols, out.data_ptr<float>());
+    else if (out_dtype == at::kBFloat16) dequant_int8_cpu<c10::BFloat16>(qp, sp, rows, cols, out.data_ptr<c10::BFloat16>());
+    else dequant_int8_cpu<c10::Half>(qp, sp, rows, cols, out.data_ptr<c10::Half>());
+    return out;
+  }
   at::Tensor x = q.q.reshape({q.q.size(0), -1}).to(at::kFloat);       // [out, in]
   return (x * q.scale.unsqueeze(1)).to(out_dtype).view(q.shape);
 }
