@@ -34,6 +34,9 @@ Napi::Object ModelWrap::Init(Napi::Env env, Napi::Object exports) {
                                     InstanceMethod("optimizerStep", &ModelWrap::OptimizerStep),
                                     InstanceMethod("optimizerState", &ModelWrap::OptimizerState),
                                     InstanceMethod("setOptimizerState", &ModelWrap::SetOptimizerState),
+                                    InstanceMethod("storageReport", &ModelWrap::StorageReport),
+                                    InstanceMethod("quantization", &ModelWrap::Quantization),
+                                    InstanceMethod("quantizedState", &ModelWrap::QuantizedState),
                                     InstanceMethod("generateStart", &ModelWrap::GenerateStart),
                                     InstanceMethod("generateNext", &ModelWrap::GenerateNext),
                                     InstanceMethod("generateEnd", &ModelWrap::GenerateEnd)});
@@ -63,9 +66,15 @@ Napi::Value ModelWrap::Load(const Napi::CallbackInfo& info) {
   lorafit::LoadOptions options;
   const std::string dtype = OptString(opts, "dtype", "float32");
   const std::string device = OptString(opts, "device", "cpu");
+  const std::string quantize = OptString(opts, "quantize", "none");
+  options.double_quant = OptBool(opts, "doubleQuant", true);
+  options.block_size = static_cast<int64_t>(OptNumber(opts, "blockSize", 64));
   GuardNative(env, [&] {
     options.dtype = lorafit::parse_dtype(dtype);
     options.device = lorafit::parse_device(device);
+    if (quantize == "nf4") options.quantize = lorafit::QuantKind::kNf4;
+    else if (quantize == "int8") options.quantize = lorafit::QuantKind::kInt8;
+    else if (quantize != "none") throw lorafit::Error("E_OPTION", "option 'quantize' must be 'nf4' or 'int8', got '" + quantize + "'");
   });
   auto result = std::make_shared<std::shared_ptr<lorafit::CausalLM>>();
   return PromiseWorker::Start(
@@ -141,9 +150,9 @@ Napi::Value ModelWrap::Warnings(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value ModelWrap::ParameterNames(const Napi::CallbackInfo& info) {
-  auto params = model(info.Env())->named_parameters();
+  auto params = model(info.Env())->parameter_names();
   Napi::Array a = Napi::Array::New(info.Env(), params.size());
-  for (size_t i = 0; i < params.size(); ++i) a.Set(static_cast<uint32_t>(i), Napi::String::New(info.Env(), params[i].first));
+  for (size_t i = 0; i < params.size(); ++i) a.Set(static_cast<uint32_t>(i), Napi::String::New(info.Env(), params[i]));
   return a;
 }
 
@@ -157,12 +166,8 @@ Napi::Value ModelWrap::Parameter(const Napi::CallbackInfo& info) {
       env,
       [model, name, result] {
         std::lock_guard<std::mutex> lock(model->mutex());
-        for (auto& [k, t] : model->named_parameters())
-          if (k == name) {
-            *result = t.detach().to(at::kCPU, at::kFloat).contiguous();
-            return;
-          }
-        throw lorafit::Error("E_INPUT", "the model has no parameter '" + name + "'");
+        // a quantized projection comes back dequantized (to the compute dtype, then float32)
+        *result = model->parameter(name).detach().to(at::kCPU, at::kFloat).contiguous();
       },
       [result](Napi::Env env) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);

@@ -15,7 +15,7 @@ namespace lorafit_bindings {
 class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
  public:
   static Napi::Object Init(Napi::Env env, Napi::Object exports);
-  // loadModel(dir, { dtype, device }) -> Promise<ModelWrap>
+  // loadModel(dir, { dtype, device, quantize?, doubleQuant?, blockSize? }) -> Promise<ModelWrap>
   static Napi::Value Load(const Napi::CallbackInfo& info);
   explicit ModelWrap(const Napi::CallbackInfo& info);
 
@@ -45,6 +45,10 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value OptimizerStep(const Napi::CallbackInfo& info);
   Napi::Value OptimizerState(const Napi::CallbackInfo& info);
   Napi::Value SetOptimizerState(const Napi::CallbackInfo& info);
+  // Quantized base (model_quant.cc)
+  Napi::Value StorageReport(const Napi::CallbackInfo& info);
+  Napi::Value Quantization(const Napi::CallbackInfo& info);
+  Napi::Value QuantizedState(const Napi::CallbackInfo& info);
   // Generation sessions (model_generate.cc)
   Napi::Value GenerateStart(const Napi::CallbackInfo& info);
   Napi::Value GenerateNext(const Napi::CallbackInfo& info);

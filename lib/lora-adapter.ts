@@ -249,7 +249,12 @@ export class LoraAdapter {
     }
   }
 
-  /** Folds scaling * B @ A into the base weights (outputs unchanged, adapter inactive in forward). */
+  /**
+   * Folds scaling * B @ A into the base weights (outputs unchanged, adapter inactive in forward).
+   * On a quantized base (QLoRA) each merged layer is dequantized and becomes dense in the compute
+   * dtype (a note lands in model.warnings: quantizing it again would change the outputs);
+   * unmerge() returns to the exact quantized base.
+   */
   async merge(): Promise<void> {
     await this.mergeOp('merge');
   }
@@ -270,6 +275,9 @@ export class LoraAdapter {
     await this.model.serial.run(() => this.model.handle.mergeAdapter(this.name, mode)).catch((e) => {
       throw fromNative(e);
     });
+    // Merging into a quantized base leaves the merged layers dense; the native side says so in
+    // the model's warnings.
+    this.model.syncWarnings();
   }
 
   /** Removes the adapter from the model. */

@@ -8,7 +8,7 @@ import { resolveModelPath } from './hub/resolve.js';
 import { saveModel, type SaveModelOptions } from './save-model.js';
 import { generateBatch, generateTokens, type GenerateOptions } from './generation.js';
 import { fromNative, LorafitError, optionError } from './errors.js';
-import { native, type NativeMicroBatch, type NativeModel } from './native.js';
+import { native, type NativeMicroBatch, type NativeModel, type NativeStorageReport } from './native.js';
 import { Serial } from './serial.js';
 import { toTokenBatch, type TokenBatch } from './tokens.js';
 
@@ -40,9 +40,27 @@ export interface ModelConfig {
   torchDtype: string;
 }
 
+export type QuantizeKind = 'nf4' | 'int8';
+const QUANTIZE_KINDS: readonly QuantizeKind[] = ['nf4', 'int8'];
+
 export interface ModelLoadOptions {
   /** Compute and storage dtype of the base weights. Default 'float32'. */
   dtype?: Dtype;
+  /** Same as `dtype` (the QLoRA name): the dtype activations, embeddings, norms and lm_head use. */
+  computeDtype?: Dtype;
+  /**
+   * QLoRA: store the decoder layers' linear weights quantized, quantizing each tensor as it is
+   * read (the dense model never exists in memory). Embeddings, norms and lm_head stay in the
+   * compute dtype. 'nf4': 4-bit NormalFloat exactly as bitsandbytes (blocks of `blockSize`,
+   * double quantization of the block scales). 'int8': symmetric per-row absmax int8 (LLM.int8's
+   * quantizer without its outlier split: every column is int8, none kept in 16 bits).
+   * A folder saved by bitsandbytes/transformers in 4-bit NF4 loads as NF4 without this option.
+   */
+  quantize?: QuantizeKind;
+  /** NF4: quantize the block scales to 8 bits too (bitsandbytes compress_statistics). Default true. */
+  doubleQuant?: boolean;
+  /** NF4 block size (values per absmax). Default 64, as QLoRA. */
+  blockSize?: number;
   /** 'cpu' (default), 'cuda' or 'cuda:N' (needs a CUDA libtorch and a GPU). */
   device?: string;
   /** libtorch threads; default all cores. Process-wide. */
@@ -103,6 +121,8 @@ export class Model {
   readonly warnings: string[];
   /** generation_config.json of the folder ({} when absent). */
   readonly generationConfig: Record<string, unknown>;
+  /** How the base weights are quantized; undefined for a dense model. */
+  readonly quantization: { type: QuantizeKind; doubleQuant: boolean; blockSize: number; prequantized: boolean } | undefined;
 
   private constructor(handle: NativeModel, dir: string, dtype: Dtype, device: string) {
     this.#native = handle;
@@ -111,6 +131,7 @@ export class Model {
     this.device = device;
     this.config = JSON.parse(handle.configJson()) as ModelConfig;
     this.warnings = handle.warnings();
+    this.quantization = handle.quantization() ?? undefined;
     const genFile = join(dir, 'generation_config.json');
     this.generationConfig = existsSync(genFile) ? (JSON.parse(readFileSync(genFile, 'utf8')) as Record<string, unknown>) : {};
   }
@@ -135,7 +156,23 @@ export class Model {
   }
 
   static async load(dir: string, options: ModelLoadOptions = {}): Promise<Model> {
-    const dtype = options.dtype ?? 'float32';
+    if (options.dtype !== undefined && options.computeDtype !== undefined && options.dtype !== options.computeDtype) {
+      throw optionError('computeDtype', `'${String(options.computeDtype)}' contradicts dtype '${String(options.dtype)}' (they are the same setting; give one)`);
+    }
+    const dtype = options.dtype ?? options.computeDtype ?? 'float32';
+    const quantize = options.quantize;
+    if (quantize !== undefined && !QUANTIZE_KINDS.includes(quantize)) {
+      throw optionError('quantize', `'${String(quantize)}' is not one of ${QUANTIZE_KINDS.join(', ')}`);
+    }
+    const doubleQuant = options.doubleQuant ?? true;
+    if (typeof doubleQuant !== 'boolean') throw optionError('doubleQuant', 'must be a boolean');
+    const blockSize = options.blockSize ?? 64;
+    if (!Number.isInteger(blockSize) || blockSize < 32 || blockSize > 4096 || (blockSize & (blockSize - 1)) !== 0) {
+      throw optionError('blockSize', `must be a power of two from 32 to 4096 (as bitsandbytes), got ${String(blockSize)}`);
+    }
+    if (quantize !== 'nf4' && (options.doubleQuant !== undefined || options.blockSize !== undefined)) {
+      throw optionError(options.doubleQuant !== undefined ? 'doubleQuant' : 'blockSize', "applies to quantize: 'nf4' only");
+    }
     if (!DTYPES.includes(dtype)) throw optionError('dtype', `'${String(dtype)}' is not one of ${DTYPES.join(', ')}`);
     const device = options.device ?? 'cpu';
     if (typeof device !== 'string' || !/^(cpu|cuda(:\d+)?)$/.test(device)) {
@@ -154,7 +191,7 @@ export class Model {
       throw new LorafitError('E_MODEL_DIR', `${abs} is not a folder; Model.load expects a Hugging Face model folder (config.json + *.safetensors) or a hub id (org/name)`);
     }
     try {
-      const handle = await native().loadModel(abs, { dtype, device });
+      const handle = await native().loadModel(abs, { dtype, device, quantize: quantize ?? 'none', doubleQuant, blockSize });
       return new Model(handle, abs, dtype, device);
     } catch (e) {
       throw fromNative(e);
@@ -173,6 +210,29 @@ export class Model {
 
   numParameters(): number {
     return this.handle.numParameters();
+  }
+
+  /**
+   * What the weights occupy in memory. `quantizedBytes / quantizedParams` is the bytes per
+   * quantized parameter (NF4 with double quant: ~0.516 for blocks of 64; int8: ~1.0).
+   */
+  async storageReport(): Promise<NativeStorageReport & { bytesPerQuantizedParam: number | undefined; totalBytes: number }> {
+    const handle = this.handle;
+    const r = await this.serial.run(() => handle.storageReport()).catch((e) => {
+      throw fromNative(e);
+    });
+    return { ...r, bytesPerQuantizedParam: r.quantizedParams > 0 ? r.quantizedBytes / r.quantizedParams : undefined, totalBytes: r.linearBytes + r.otherBytes };
+  }
+
+  /** Bytes of the quantized linear weights (0 for a dense model). */
+  async quantizedBytes(): Promise<number> {
+    return (await this.storageReport()).quantizedBytes;
+  }
+
+  /** @internal Copies warnings the native model added after loading (e.g. a merge into a quantized base). */
+  syncWarnings(): void {
+    const all = this.handle.warnings();
+    for (let i = this.warnings.length; i < all.length; i++) this.warnings.push(all[i]);
   }
 
   async forward(inputIds: number[] | number[][] | TokenBatch, options: ForwardOptions = {}): Promise<ForwardResult> {

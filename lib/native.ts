@@ -72,13 +72,29 @@ export interface NativeModel {
   ): Promise<{ gradNorm: number; clipped: boolean; step: number }>;
   optimizerState(name: string): Promise<{ step: number; entries: NativeNamedTensor[] }>;
   setOptimizerState(name: string, step: number, entries: NativeNamedTensor[]): Promise<void>;
+  storageReport(): Promise<NativeStorageReport>;
+  quantization(): { type: 'nf4' | 'int8'; doubleQuant: boolean; blockSize: number; prequantized: boolean } | null;
+  /** The bitsandbytes-layout tensors of one NF4-quantized weight; null when it is not quantized. */
+  quantizedState(name: string): Promise<{ key: string; dtype: 'U8' | 'F32'; shape: number[]; bytes: Uint8Array }[] | null>;
   generateStart(ids: IdArray, shape: number[], mask: IdArray | undefined, options: NativeSamplingOptions): Promise<number>;
   generateNext(session: number, n: number): Promise<{ tokens: number[][]; done: boolean }>;
   generateEnd(session: number): void;
 }
 
+export interface NativeStorageReport {
+  linearParams: number;
+  linearBytes: number;
+  quantizedParams: number;
+  quantizedBytes: number;
+  otherParams: number;
+  otherBytes: number;
+}
+
 export interface NativeAddon {
-  loadModel(dir: string, options: { dtype: string; device: string }): Promise<NativeModel>;
+  loadModel(
+    dir: string,
+    options: { dtype: string; device: string; quantize?: string; doubleQuant?: boolean; blockSize?: number },
+  ): Promise<NativeModel>;
   setThreads(n: number): number;
   getThreads(): number;
   cudaAvailable(): boolean;

@@ -13,6 +13,14 @@ export interface SaveModelOptions {
   dtype?: Dtype;
   /** Largest shard in bytes (default 5 GB, as transformers' default "5GB"). */
   maxShardSize?: number;
+  /**
+   * An NF4 model: write the linear weights as they are held, in the bitsandbytes 4-bit layout
+   * (packed uint8 weight + absmax, quant_map, nested_* and the quant_state JSON; config.json gets
+   * transformers' quantization_config), which transformers + bitsandbytes load as a 4-bit model.
+   * Default true for an NF4 model whose linear layers are all still quantized; false writes
+   * every weight dense in `dtype` (dequantized). An int8 model is always written dense.
+   */
+  quantized?: boolean;
 }
 
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja', 'tokenizer.model', 'vocab.json', 'merges.txt', 'added_tokens.json'];
@@ -23,6 +31,19 @@ export async function saveModel(model: Model, dir: string, options: SaveModelOpt
   if (!(dtype in ST_DTYPE)) throw optionError('dtype', `must be float32, bfloat16 or float16, got '${dtype}'`);
   const maxShard = options.maxShardSize ?? 5e9;
   if (!(maxShard > 0)) throw optionError('maxShardSize', 'must be a positive number of bytes');
+  const q = model.quantization;
+  const report = q ? await model.storageReport() : undefined;
+  const allQuantized = !!report && report.quantizedParams > 0 && report.quantizedParams === report.linearParams;
+  const quantized = options.quantized ?? (q?.type === 'nf4' && allQuantized);
+  if (quantized && (q?.type !== 'nf4' || !allQuantized)) {
+    throw optionError(
+      'quantized',
+      q?.type !== 'nf4'
+        ? `needs a model loaded with quantize: 'nf4' (this one is ${q ? q.type : 'dense'}); the bitsandbytes 4-bit layout holds NF4 weights only`
+        : 'some linear layers are dense (an adapter was merged into them); save with quantized: false',
+    );
+  }
+  if (quantized && dtype !== model.dtype) throw optionError('dtype', `an NF4 save keeps the model's compute dtype ${model.dtype}; got '${dtype}'`);
   const abs = resolve(dir);
   const tmp = `${abs}.tmp-${process.pid}-${Date.now()}`;
   mkdirSync(tmp, { recursive: true });
@@ -39,17 +60,27 @@ export async function saveModel(model: Model, dir: string, options: SaveModelOpt
     };
     const weightMap: Record<string, number> = {};
     for (const name of model.parameterNames()) {
-      const p = await model.parameter(name);
-      const t = encode(p.data, p.shape, dtype);
-      if (shardBytes > 0 && shardBytes + t.bytes.length > maxShard) {
+      // An NF4 weight is several tensors (bitsandbytes layout); they go into one shard together.
+      const entries: [string, StTensor][] = [];
+      const qs = quantized ? await model.serial.run(() => model.handle.quantizedState(name)) : null;
+      if (qs) {
+        for (const e of qs) entries.push([e.key, { dtype: e.dtype, shape: e.shape, bytes: e.bytes }]);
+      } else {
+        const p = await model.parameter(name);
+        entries.push([name, encode(p.data, p.shape, dtype)]);
+      }
+      const bytes = entries.reduce((n, [, t]) => n + t.bytes.length, 0);
+      if (shardBytes > 0 && shardBytes + bytes > maxShard) {
         flush(shards.length - 1);
         shards.push(new Map());
         shardBytes = 0;
       }
-      shards[shards.length - 1].set(name, t);
-      weightMap[name] = shards.length - 1;
-      shardBytes += t.bytes.length;
-      total += t.bytes.length;
+      for (const [k, t] of entries) {
+        shards[shards.length - 1].set(k, t);
+        weightMap[k] = shards.length - 1;
+      }
+      shardBytes += bytes;
+      total += bytes;
     }
     flush(shards.length - 1);
     const n = written.length;
@@ -62,7 +93,11 @@ export async function saveModel(model: Model, dir: string, options: SaveModelOpt
     const config = JSON.parse(readFileSync(join(model.dir, 'config.json'), 'utf8')) as Record<string, unknown>;
     config.torch_dtype = dtype;
     if ('dtype' in config) config.dtype = dtype;
-    writeFileAtomicSync(join(tmp, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+    if (quantized && q) config.quantization_config = bnbQuantizationConfig(dtype, q.doubleQuant);
+    else delete config.quantization_config;
+    // transformers checks llm_int8_threshold is a float: write 6.0, not JSON.stringify's 6
+    const configText = JSON.stringify(config, null, 2).replace(/("llm_int8_threshold": )(-?\d+)(,?\n)/, '$1$2.0$3');
+    writeFileAtomicSync(join(tmp, 'config.json'), `${configText}\n`);
     for (const f of ['generation_config.json', ...TOKENIZER_FILES]) {
       if (existsSync(join(model.dir, f))) copyFileSync(join(model.dir, f), join(tmp, f));
     }
@@ -74,6 +109,25 @@ export async function saveModel(model: Model, dir: string, options: SaveModelOpt
     rmSync(tmp, { recursive: true, force: true });
     throw e;
   }
+}
+
+/** transformers' BitsAndBytesConfig(load_in_4bit=True, ...).to_dict() as save_pretrained writes it. */
+export function bnbQuantizationConfig(computeDtype: Dtype, doubleQuant: boolean): Record<string, unknown> {
+  return {
+    _load_in_4bit: true,
+    _load_in_8bit: false,
+    bnb_4bit_compute_dtype: computeDtype,
+    bnb_4bit_quant_storage: 'uint8',
+    bnb_4bit_quant_type: 'nf4',
+    bnb_4bit_use_double_quant: doubleQuant,
+    llm_int8_enable_fp32_cpu_offload: false,
+    llm_int8_has_fp16_weight: false,
+    llm_int8_skip_modules: null,
+    llm_int8_threshold: 6.0,
+    load_in_4bit: true,
+    load_in_8bit: false,
+    quant_method: 'bitsandbytes',
+  };
 }
 
 function encode(data: Float32Array, shape: number[], dtype: Dtype): StTensor {

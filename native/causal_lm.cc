@@ -2,9 +2,14 @@
 
 #include <ATen/core/grad_mode.h>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 
+#include "bnb_format.h"
 #include "error.h"
 #include "layers/attention_mask.h"
 #include "layers/checkpoint.h"
@@ -26,10 +31,47 @@ std::unique_ptr<CausalLM> CausalLM::load(const std::string& dir, const LoadOptio
   };
   const int64_t H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
   const int64_t q_out = c.num_attention_heads * D, kv_out = c.num_key_value_heads * D;
+  if (options.quantize == QuantKind::kNf4 && (options.block_size < 2 || options.block_size % 2 != 0 || options.block_size > 4096))
+    throw Error("E_OPTION", "option 'blockSize' must be an even number between 2 and 4096, got " + std::to_string(options.block_size));
   auto linear = [&](const std::string& prefix, int64_t out, int64_t in, bool bias) {
     at::Tensor b = bias ? get(prefix + ".bias", {out}) : at::Tensor();
-    return LoraLinear(get(prefix + ".weight", {out, in}), b);
+    const std::string key = prefix + ".weight";
+    if (weights.has(key + kBnbNf4StateSuffix) || weights.has(key + kBnbFp4StateSuffix)) {
+      // A pre-quantized bitsandbytes checkpoint: keep the stored NF4 weight as it is.
+      if (options.quantize == QuantKind::kInt8)
+        throw Error("E_OPTION", "option 'quantize': " + dir + " holds NF4 (bitsandbytes 4-bit) weights; load it without quantize or with quantize 'nf4'");
+      Nf4Weight q = bnb_nf4_deserialize([&](const std::string& n) { return weights.raw(n); }, key, {out, in});
+      if (!options.device.is_cpu()) {
+        for (at::Tensor* t : {&q.packed, &q.absmax, &q.absmax_q, &q.absmax2, &q.nested_code})
+          if (t->defined()) *t = t->to(options.device);
+      }
+      m->prequantized_ = true;
+      m->quant_kind_ = QuantKind::kNf4;
+      m->double_quant_ = q.double_quant;
+      m->block_size_ = q.block_size;
+      return LoraLinear(std::make_shared<const QuantizedWeight>(std::move(q)), b, options.dtype);
+    }
+    if (weights.has(prefix + ".SCB"))
+      throw Error("E_QUANT_STATE", dir + ": '" + prefix + ".SCB' marks a bitsandbytes 8-bit checkpoint, which lorafit does not read; "
+                                           "load the original weights with quantize: 'int8' instead");
+    if (options.quantize == QuantKind::kNone) return LoraLinear(get(key, {out, in}), b);
+    // As transformers does: cast to the compute dtype, then quantize. One tensor at a time: the
+    // mapped source pages are released right after, so no dense copy of the model accumulates.
+    at::Tensor w = weights.view(key, {out, in}).to(options.device, options.dtype);  // [out, in]
+    std::shared_ptr<const QuantizedWeight> q;
+    if (options.quantize == QuantKind::kNf4)
+      q = std::make_shared<const QuantizedWeight>(quantize_nf4(w, options.block_size, options.double_quant));
+    else
+      q = std::make_shared<const QuantizedWeight>(quantize_int8_rowwise(w));
+    w = at::Tensor();
+    weights.release(key);
+    return LoraLinear(std::move(q), b, options.dtype);
   };
+  if (options.quantize != QuantKind::kNone) {
+    m->quant_kind_ = options.quantize;
+    m->double_quant_ = options.quantize == QuantKind::kNf4 && options.double_quant;
+    m->block_size_ = options.quantize == QuantKind::kNf4 ? options.block_size : 0;
+  }
 
   m->embed_tokens_ = get("model.embed_tokens.weight", {c.vocab_size, H});
   // Not num_hidden_layers itself: a config claiming 1e8 layers must fail on the first missing
@@ -65,6 +107,11 @@ std::unique_ptr<CausalLM> CausalLM::load(const std::string& dir, const LoadOptio
   for (const auto& name : weights.unused())
     if (name != "lm_head.weight" && name.find("rotary_emb.inv_freq") == std::string::npos)
       m->warnings_.push_back("unused weight in checkpoint: " + name);
+#if defined(__GLIBC__)
+  // Loading freed one temporary per tensor (dtype casts, quantization scratch) between the
+  // tensors it keeps; hand the free heap pages back so resident memory is what the model holds.
+  ::malloc_trim(0);
+#endif
   return m;
 }
 
@@ -138,7 +185,7 @@ std::vector<std::pair<std::string, at::Tensor>> CausalLM::named_parameters() con
         {".mlp.gate_proj", &l.mlp.gate_proj},       {".mlp.up_proj", &l.mlp.up_proj},
         {".mlp.down_proj", &l.mlp.down_proj}};
     for (const auto& [name, lin] : linears) {
-      out.emplace_back(p + name + ".weight", lin->weight());
+      if (lin->weight().defined()) out.emplace_back(p + name + ".weight", lin->weight());
       if (lin->bias().defined()) out.emplace_back(p + name + ".bias", lin->bias());
     }
     out.emplace_back(p + ".input_layernorm.weight", l.input_layernorm);
@@ -169,7 +216,76 @@ std::vector<std::pair<std::string, LoraLinear*>> CausalLM::named_linears() {
   return out;
 }
 
+std::vector<std::string> CausalLM::parameter_names() const {
+  std::vector<std::string> out;
+  out.push_back("model.embed_tokens.weight");
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const std::string p = "model.layers." + std::to_string(i);
+    const DecoderLayer& l = layers_[i];
+    const std::pair<const char*, const LoraLinear*> linears[] = {
+        {".self_attn.q_proj", &l.self_attn.q_proj}, {".self_attn.k_proj", &l.self_attn.k_proj},
+        {".self_attn.v_proj", &l.self_attn.v_proj}, {".self_attn.o_proj", &l.self_attn.o_proj},
+        {".mlp.gate_proj", &l.mlp.gate_proj},       {".mlp.up_proj", &l.mlp.up_proj},
+        {".mlp.down_proj", &l.mlp.down_proj}};
+    for (const auto& [name, lin] : linears) {
+      out.push_back(p + name + ".weight");
+      if (lin->bias().defined()) out.push_back(p + name + ".bias");
+    }
+    out.push_back(p + ".input_layernorm.weight");
+    out.push_back(p + ".post_attention_layernorm.weight");
+    if (l.pre_feedforward_layernorm.defined()) {
+      out.push_back(p + ".pre_feedforward_layernorm.weight");
+      out.push_back(p + ".post_feedforward_layernorm.weight");
+    }
+  }
+  out.push_back("model.norm.weight");
+  if (!config_.tie_word_embeddings) out.push_back("lm_head.weight");
+  return out;
+}
+
+const QuantizedWeight* CausalLM::quantized_weight(const std::string& name) const {
+  const std::string suffix = ".weight";
+  if (name.size() <= suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) return nullptr;
+  const std::string path = name.substr(0, name.size() - suffix.size());
+  for (auto& [p, lin] : const_cast<CausalLM*>(this)->named_linears())
+    if (p == path) return lin->is_quantized() ? lin->quantized() : nullptr;
+  return nullptr;
+}
+
+at::Tensor CausalLM::parameter(const std::string& name) const {
+  if (const QuantizedWeight* q = quantized_weight(name)) return q->dequantize(dtype_);
+  for (auto& [k, t] : named_parameters())
+    if (k == name) return t;
+  throw Error("E_INPUT", "the model has no parameter '" + name + "'");
+}
+
+StorageReport CausalLM::storage_report() const {
+  StorageReport r;
+  for (auto& [path, lin] : const_cast<CausalLM*>(this)->named_linears()) {
+    const int64_t n = lin->in_features() * lin->out_features();
+    r.linear_params += n;
+    if (lin->is_quantized()) {
+      const int64_t b = lin->quantized()->storage_bytes();
+      r.linear_bytes += b;
+      r.quantized_params += n;
+      r.quantized_bytes += b;
+    } else {
+      r.linear_bytes += lin->weight().numel() * static_cast<int64_t>(lin->weight().element_size());
+    }
+  }
+  for (const auto& [name, t] : named_parameters()) {
+    const std::string lin_suffix = "_proj.weight";  // the decoder projections, counted above
+    if (name.size() > lin_suffix.size() && name.compare(name.size() - lin_suffix.size(), lin_suffix.size(), lin_suffix) == 0) continue;
+    r.other_params += t.numel();
+    r.other_bytes += t.numel() * static_cast<int64_t>(t.element_size());
+  }
+  return r;
+}
+
 void CausalLM::set_full_training(bool on) {
+  if (on && storage_report().quantized_params > 0)
+    throw Error("E_QUANTIZED", "full-parameter training needs dense weights; this model's base is quantized (" + std::string(quant_kind_name(quant_kind_)) +
+                                   "): train a LoRA adapter on it, or load the model without 'quantize'");
   for (auto& [name, t] : named_parameters()) {
     if (on && !at::isFloatingType(t.scalar_type())) continue;
     t.set_requires_grad(on);
@@ -178,15 +294,16 @@ void CausalLM::set_full_training(bool on) {
 }
 
 void CausalLM::load_weights(const std::string& dir) {
+  if (storage_report().quantized_params > 0)
+    throw Error("E_QUANTIZED", "loadWeights needs dense weights; this model's base is quantized: load " + dir + " with Model.load and 'quantize' instead");
   WeightSource weights(dir);
   at::NoGradGuard no_grad;
   for (auto& [name, t] : named_parameters()) t.copy_(weights.load(name, t.sizes().vec(), t.scalar_type(), t.device()));
 }
 
 int64_t CausalLM::num_parameters() const {
-  int64_t n = 0;
-  for (const auto& [name, t] : named_parameters()) n += t.numel();
-  return n;
+  const StorageReport r = storage_report();
+  return r.linear_params + r.other_params;
 }
 
 }  // namespace lorafit

@@ -20,8 +20,20 @@
 namespace lorafit {
 
 struct LoadOptions {
-  at::ScalarType dtype = at::kFloat;
+  at::ScalarType dtype = at::kFloat;  // the compute dtype (embeddings, norms, lm_head, activations)
   at::Device device = at::kCPU;
+  // QLoRA: quantize the decoder layers' linear weights as they are read (tensor by tensor, so the
+  // dense model never exists in memory). Embeddings, norms and lm_head stay in `dtype`.
+  QuantKind quantize = QuantKind::kNone;
+  bool double_quant = true;   // NF4: 8-bit quantized absmax (bitsandbytes compress_statistics)
+  int64_t block_size = 64;    // NF4 block size
+};
+
+// What the model's weights occupy (bytes as held in memory).
+struct StorageReport {
+  int64_t linear_params = 0, linear_bytes = 0;        // decoder-layer projections (all of them)
+  int64_t quantized_params = 0, quantized_bytes = 0;  // those of them stored quantized
+  int64_t other_params = 0, other_bytes = 0;          // embeddings, norms, lm_head, biases
 };
 
 struct ForwardOptions {
@@ -48,7 +60,22 @@ class CausalLM {
   // lm_head (+ Gemma 2's final soft-capping): [..., hidden] -> [..., V]
   at::Tensor logits(const at::Tensor& hidden) const;
 
+  // The dense tensors (the live parameters). A quantized projection's weight is not among them.
   std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
+  // Every weight name of the checkpoint layout, quantized ones included, in checkpoint order.
+  std::vector<std::string> parameter_names() const;
+  // One weight, dense (a quantized projection is dequantized to the compute dtype). Error(E_INPUT) if unknown.
+  at::Tensor parameter(const std::string& name) const;
+  // The quantized projection behind weight `name` (model.layers.0.mlp.up_proj.weight), or null.
+  const QuantizedWeight* quantized_weight(const std::string& name) const;
+  // What the weights occupy; quantized_bytes / quantized_params is the bytes per quantized parameter.
+  StorageReport storage_report() const;
+  // How the base was quantized (kNone: dense); NF4 settings as loaded.
+  QuantKind quantization() const { return quant_kind_; }
+  bool double_quant() const { return double_quant_; }
+  int64_t block_size() const { return block_size_; }
+  bool prequantized() const { return prequantized_; }
+  void add_warning(std::string w) { warnings_.push_back(std::move(w)); }
   // Every projection a LoRA adapter may wrap, by module path (model.layers.0.self_attn.q_proj).
   std::vector<std::pair<std::string, LoraLinear*>> named_linears();
   int64_t num_parameters() const;
@@ -92,6 +119,10 @@ class CausalLM {
   std::vector<std::string> active_adapters_;
   std::map<std::string, OptimizerState> optimizer_states_;
   bool full_training_ = false;
+  QuantKind quant_kind_ = QuantKind::kNone;
+  bool double_quant_ = false;
+  int64_t block_size_ = 0;
+  bool prequantized_ = false;  // read from a bitsandbytes checkpoint
   std::mutex mutex_;
 };
 

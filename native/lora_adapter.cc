@@ -107,8 +107,16 @@ void merge_adapter(CausalLM& model, const std::string& name) {
   for (auto& [path, lin] : linears)
     if (lin->adapters().count(name) && !at::isfinite(lin->delta(name)).all().item<bool>())
       throw Error("E_LORA_MERGE", "adapter '" + name + "' has non-finite values in " + path + "; refusing to merge it");
+  bool into_quantized = false;
   for (auto& [path, lin] : linears)
-    if (lin->adapters().count(name)) lin->merge(name);
+    if (lin->adapters().count(name)) {
+      into_quantized = into_quantized || lin->is_quantized();
+      lin->merge(name);
+    }
+  if (into_quantized)
+    model.add_warning("adapter '" + name + "' was merged into a quantized (" + std::string(quant_kind_name(model.quantization())) +
+                      ") base: each merged layer was dequantized and is now dense in the compute dtype; "
+                      "quantizing the merged model again changes its outputs");
 }
 
 void unmerge_adapter(CausalLM& model, const std::string& name) {
@@ -120,7 +128,10 @@ void unmerge_adapter(CausalLM& model, const std::string& name) {
 
 void merge_and_unload(CausalLM& model, const std::string& name) {
   merge_adapter(model, name);
-  for (auto& [path, lin] : model.named_linears()) lin->adapters().erase(name);
+  for (auto& [path, lin] : model.named_linears()) {
+    lin->adapters().erase(name);
+    lin->drop_quantized_base();  // the merge is permanent: the dense merged weight replaces it
+  }
   auto& active = model.active_adapters();
   active.erase(std::remove(active.begin(), active.end(), name), active.end());
 }

@@ -5,7 +5,13 @@
 namespace lorafit {
 
 at::Tensor LoraLinear::forward(const at::Tensor& x, const ForwardContext& ctx) const {
-  at::Tensor y = at::linear(x, weight_, bias_);
+  at::Tensor y;
+  if (is_quantized()) {
+    y = quantized_linear(x, *quant_);  // dequantized on the fly, not kept (quant_linear.h)
+    if (bias_.defined()) y = y + bias_;
+  } else {
+    y = at::linear(x, weight_, bias_);
+  }
   if (!ctx.active_adapters || adapters_.empty()) return y;
   const auto out_dtype = y.scalar_type();
   for (const auto& name : *ctx.active_adapters) {
@@ -27,7 +33,7 @@ at::Tensor LoraLinear::forward(const at::Tensor& x, const ForwardContext& ctx) c
 
 at::Tensor LoraLinear::delta(const std::string& name) const {
   const LoraWeights& a = adapters_.at(name);
-  return (at::matmul(a.B.detach(), a.A.detach()) * a.scaling).to(weight_.scalar_type());
+  return (at::matmul(a.B.detach(), a.A.detach()) * a.scaling).to(dtype_);
 }
 
 void LoraLinear::merge(const std::string& name) {
@@ -36,15 +42,24 @@ void LoraLinear::merge(const std::string& name) {
   at::Tensor d = delta(name);
   if (!at::isfinite(d).all().item<bool>())
     throw Error("E_LORA_MERGE", "adapter '" + name + "' has non-finite weights; refusing to merge it into the base model");
-  weight_ = weight_ + d;
+  // A quantized base is dequantized to the compute dtype; the merged layer is dense.
+  weight_ = (weight_.defined() ? weight_ : quant_->dequantize(dtype_)) + d;
   a.merged = true;
 }
 
 void LoraLinear::unmerge(const std::string& name) {
   LoraWeights& a = adapters_.at(name);
   if (!a.merged) return;
-  weight_ = weight_ - delta(name);
   a.merged = false;
+  bool any_merged = false;
+  for (const auto& [n, w] : adapters_) any_merged = any_merged || w.merged;
+  // Back to the exact quantized base once nothing is merged (not a subtraction's rounding).
+  if (quant_ && !any_merged) weight_ = at::Tensor();
+  else weight_ = weight_ - delta(name);
+}
+
+void LoraLinear::drop_quantized_base() {
+  if (quant_ && weight_.defined()) quant_.reset();
 }
 
 }  // namespace lorafit

@@ -1,14 +1,18 @@
 // A frozen linear layer (the base model's weight) with any number of named LoRA adapters.
 //   y = x W^T + b + sum_{active a} scaling_a * (dropout(x) A_a^T) B_a^T
-// W: [out, in] frozen; A: [r, in], B: [out, r] trainable (fp32 by default, as PEFT keeps them).
+// W: [out, in] frozen, stored dense (fp32/bf16/fp16) or quantized (NF4 / int8, QLoRA), in which
+// case it is dequantized on the fly to the compute dtype and never kept dense (quant_linear.h).
+// A: [r, in], B: [out, r] trainable (fp32 by default, as PEFT keeps them).
 #pragma once
 #include <ATen/ATen.h>
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "forward_context.h"
+#include "quant_linear.h"
 
 namespace lorafit {
 
@@ -23,26 +27,43 @@ struct LoraWeights {
 class LoraLinear {
  public:
   LoraLinear() = default;
-  LoraLinear(at::Tensor weight, at::Tensor bias) : weight_(std::move(weight)), bias_(std::move(bias)) {}
+  LoraLinear(at::Tensor weight, at::Tensor bias)
+      : weight_(std::move(weight)), bias_(std::move(bias)), dtype_(weight_.scalar_type()) {}
+  // A quantized base; `dtype` is the compute dtype (inputs, outputs, bias, merged weight).
+  LoraLinear(std::shared_ptr<const QuantizedWeight> q, at::Tensor bias, at::ScalarType dtype)
+      : quant_(std::move(q)), bias_(std::move(bias)), dtype_(dtype) {}
 
   at::Tensor forward(const at::Tensor& x, const ForwardContext& ctx) const;  // x: [..., in] -> [..., out]
 
-  int64_t in_features() const { return weight_.size(1); }
-  int64_t out_features() const { return weight_.size(0); }
+  int64_t in_features() const { return quant_ && !weight_.defined() ? quant_->shape()[1] : weight_.size(1); }
+  int64_t out_features() const { return quant_ && !weight_.defined() ? quant_->shape()[0] : weight_.size(0); }
+  at::ScalarType dtype() const { return dtype_; }
+  // The dense weight; undefined while the base is quantized and nothing is merged into it.
   const at::Tensor& weight() const { return weight_; }
   at::Tensor& mutable_weight() { return weight_; }
+  // The weight as used in forward, dense in the compute dtype (a fresh dequantized copy when quantized).
+  at::Tensor dense_weight() const { return weight_.defined() ? weight_ : quant_->dequantize(dtype_); }
   const at::Tensor& bias() const { return bias_; }
+
+  // The quantized base, or null. While an adapter is merged into a quantized base the layer
+  // computes with the dense merged weight; unmerging everything returns to the exact quantized base.
+  const QuantizedWeight* quantized() const { return quant_.get(); }
+  bool is_quantized() const { return quant_ && !weight_.defined(); }
+  // Makes a merge permanent (merge_and_unload): the quantized base is dropped, the layer is dense.
+  void drop_quantized_base();
 
   std::map<std::string, LoraWeights>& adapters() { return adapters_; }
   const std::map<std::string, LoraWeights>& adapters() const { return adapters_; }
-  // scaling * B @ A in the base weight's dtype: [out, in]
+  // scaling * B @ A in the compute dtype: [out, in]
   at::Tensor delta(const std::string& adapter) const;
   void merge(const std::string& adapter);
   void unmerge(const std::string& adapter);
 
  private:
   at::Tensor weight_;
+  std::shared_ptr<const QuantizedWeight> quant_;
   at::Tensor bias_;
+  at::ScalarType dtype_ = at::kFloat;
   std::map<std::string, LoraWeights> adapters_;
 };
 

@@ -259,23 +259,38 @@ Nf4Weight quantize_nf4(const at::Tensor& w, int64_t block_size, bool double_quan
   q.block_size = block_size;
   const int64_t n = w.numel();
 
-  // fp16/bf16 -> fp32 is exact: absmax and scaling happen in fp32 of the input values.
-  at::Tensor flat = w.detach().to(at::kFloat).contiguous().view({-1});  // [n]
-  at::Tensor blocks = as_blocks(flat, block_size);                      // [nb, bs], zero padded
-  at::Tensor absmax = std::get<0>(blocks.abs().max(1));                 // [nb]
-  // fp32 reciprocal then multiply (CUDA kQuantizeBlockwise). The clamp only matters for an
-  // all-zero block: 0 * (1/1e-38) = 0 -> code 7 (value 0.0), as bitsandbytes' CPU/default
-  // backend does; CUDA would compute 0 * inf = NaN -> code 0 (-1.0), which after double quant
-  // (nonzero dequantized absmax) would not dequantize to 0.
-  at::Tensor scaled = blocks * at::reciprocal(absmax.clamp_min(1e-38f)).unsqueeze(1);  // [nb, bs]
+  // Blocks are independent: quantize ~1M values at a time so the fp32 temporaries stay a few MB
+  // whatever the weight's size (loading a model quantizes tensor by tensor; this keeps its peak
+  // memory near the quantized size). Chunks start on block boundaries, which are even.
+  const int64_t nb = ceil_div(n, block_size);
+  const auto dev = at::TensorOptions().device(w.device());
+  at::Tensor src = w.detach().contiguous().view({-1});                // [n], input dtype
+  at::Tensor absmax = at::empty({nb}, dev.dtype(at::kFloat));         // [nb]
+  at::Tensor packed_all = at::empty({ceil_div(n, 2)}, dev.dtype(at::kByte));
   at::Tensor thr = nf4_thresholds().to(w.device());
-  // bucketize(right=false) = number of thresholds strictly below x (the CUDA decision tree).
-  at::Tensor codes = at::bucketize(scaled, thr, /*out_int32=*/true, /*right=*/false);
-  codes = codes.to(at::kByte).view({-1});  // [nb*bs]
-  // nb*bs is even (bs even): pair up, earlier element in the high nibble.
-  at::Tensor pairs = codes.view({-1, 2});                                // [nb*bs/2, 2]
-  at::Tensor packed = pairs.select(1, 0).bitwise_left_shift(4).bitwise_or(pairs.select(1, 1));
-  q.packed = packed.narrow(0, 0, ceil_div(n, 2)).contiguous().view({-1, 1});  // [ceil(n/2), 1]
+  const int64_t chunk_blocks = std::max<int64_t>(1, (int64_t{1} << 20) / block_size);
+  for (int64_t b0 = 0; b0 < nb; b0 += chunk_blocks) {
+    const int64_t b1 = std::min(nb, b0 + chunk_blocks);
+    const int64_t e0 = b0 * block_size, e1 = std::min(n, b1 * block_size);
+    // fp16/bf16 -> fp32 is exact: absmax and scaling happen in fp32 of the input values.
+    at::Tensor flat = src.narrow(0, e0, e1 - e0).to(at::kFloat);     // [m]
+    at::Tensor blocks = as_blocks(flat, block_size);                   // [b1-b0, bs], zero padded
+    at::Tensor am = std::get<0>(blocks.abs().max(1));                  // [b1-b0]
+    // fp32 reciprocal then multiply (CUDA kQuantizeBlockwise). The clamp only matters for an
+    // all-zero block: 0 * (1/1e-38) = 0 -> code 7 (value 0.0), as bitsandbytes' CPU/default
+    // backend does; CUDA would compute 0 * inf = NaN -> code 0 (-1.0), which after double quant
+    // (nonzero dequantized absmax) would not dequantize to 0.
+    at::Tensor scaled = blocks * at::reciprocal(am.clamp_min(1e-38f)).unsqueeze(1);  // [b1-b0, bs]
+    // bucketize(right=false) = number of thresholds strictly below x (the CUDA decision tree).
+    at::Tensor codes = at::bucketize(scaled, thr, /*out_int32=*/true, /*right=*/false).to(at::kByte).view({-1});
+    // an even count (bs even): pair up, earlier element in the high nibble.
+    at::Tensor pairs = codes.view({-1, 2});                            // [(b1-b0)*bs/2, 2]
+    at::Tensor packed = pairs.select(1, 0).bitwise_left_shift(4).bitwise_or(pairs.select(1, 1));
+    const int64_t nbytes = ceil_div(e1 - e0, 2);
+    packed_all.narrow(0, e0 / 2, nbytes).copy_(packed.narrow(0, 0, nbytes));
+    absmax.narrow(0, b0, b1 - b0).copy_(am);
+  }
+  q.packed = packed_all.view({-1, 1});  // [ceil(n/2), 1]
 
   if (!double_quant) {
     q.absmax = absmax.contiguous();
@@ -353,16 +368,55 @@ Int8Weight quantize_int8_rowwise(const at::Tensor& w) {
   Int8Weight q;
   q.shape = w.sizes().vec();
   q.dtype = w.scalar_type();
-  at::Tensor x = w.detach().to(at::kFloat).reshape({w.size(0), -1});  // [out, in]
-  at::Tensor absmax = std::get<0>(x.abs().max(1));                     // [out]
-  // bitsandbytes int8_vectorwise_quant: round(x * (127 / absmax)); zero rows stay zero.
-  at::Tensor inv = at::where(absmax > 0, 127.0f / absmax, at::zeros_like(absmax));  // [out]
-  q.q = at::round(x * inv.unsqueeze(1)).clamp(-127, 127).to(at::kChar).view(q.shape);
+  at::Tensor src = w.detach().reshape({w.size(0), -1});  // [out, in], input dtype
+  const int64_t rows = src.size(0), cols = src.size(1);
+  at::Tensor out = at::empty({rows, cols}, at::TensorOptions().dtype(at::kChar).device(w.device()));
+  at::Tensor absmax = at::empty({rows}, at::TensorOptions().dtype(at::kFloat).device(w.device()));
+  // ~1M values at a time: the fp32 temporaries stay small whatever the weight's size.
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 20) / std::max<int64_t>(cols, 1));
+  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+    const int64_t m = std::min(chunk, rows - r0);
+    at::Tensor x = src.narrow(0, r0, m).to(at::kFloat);  // [m, in]
+    at::Tensor am = std::get<0>(x.abs().max(1));         // [m]
+    // bitsandbytes int8_vectorwise_quant: round(x * (127 / absmax)); zero rows stay zero.
+    at::Tensor inv = at::where(am > 0, 127.0f / am, at::zeros_like(am));  // [m]
+    out.narrow(0, r0, m).copy_(at::round(x * inv.unsqueeze(1)).clamp(-127, 127).to(at::kChar));
+    absmax.narrow(0, r0, m).copy_(am);
+  }
+  q.q = out.view(q.shape);
   q.scale = absmax / 127.0f;  // [out]
   return q;
 }
 
+namespace {
+// out[r, c] = T(float(q[r, c]) * scale[r]): the fp32 product rounded once, as the ATen formula
+// below, without its [out, in] fp32 temporary (forward and backward dequantize every step).
+template <typename T>
+void dequant_int8_cpu(const int8_t* q, const float* scale, int64_t rows, int64_t cols, T* out) {
+  at::parallel_for(0, rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(cols, 1)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float s = scale[r];
+      const int8_t* qr = q + r * cols;
+      T* o = out + r * cols;
+      for (int64_t c = 0; c < cols; ++c) o[c] = static_cast<T>(static_cast<float>(qr[c]) * s);
+    }
+  });
+}
+}  // namespace
+
 at::Tensor dequantize_int8(const Int8Weight& q, at::ScalarType out_dtype) {
+  if (q.q.device().is_cpu() && (out_dtype == at::kFloat || out_dtype == at::kBFloat16 || out_dtype == at::kHalf)) {
+    at::Tensor qq = q.q.contiguous();
+    at::Tensor sc = q.scale.to(at::kFloat).contiguous();
+    const int64_t rows = qq.size(0), cols = qq.numel() / std::max<int64_t>(rows, 1);
+    at::Tensor out = at::empty(q.shape, at::TensorOptions().dtype(out_dtype));
+    const int8_t* qp = qq.data_ptr<int8_t>();
+    const float* sp = sc.data_ptr<float>();
+    if (out_dtype == at::kFloat) dequant_int8_cpu<float>(qp, sp, rows, cols, out.data_ptr<float>());
+    else if (out_dtype == at::kBFloat16) dequant_int8_cpu<c10::BFloat16>(qp, sp, rows, cols, out.data_ptr<c10::BFloat16>());
+    else dequant_int8_cpu<c10::Half>(qp, sp, rows, cols, out.data_ptr<c10::Half>());
+    return out;
+  }
   at::Tensor x = q.q.reshape({q.q.size(0), -1}).to(at::kFloat);       // [out, in]
   return (x * q.scale.unsqueeze(1)).to(out_dtype).view(q.shape);
 }

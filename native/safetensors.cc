@@ -152,4 +152,12 @@ at::Tensor SafetensorsFile::view(const TensorInfo& info) const {
   return at::from_blob(ptr, info.shape, at::TensorOptions().dtype(info.dtype));
 }
 
+void SafetensorsFile::release(const TensorInfo& info) const {
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(data_ + info.begin);
+  const uintptr_t end = reinterpret_cast<uintptr_t>(data_ + info.end);
+  const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 }  // namespace lorafit

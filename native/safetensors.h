@@ -31,6 +31,10 @@ class SafetensorsFile {
   // A CPU tensor over the mapped bytes. Valid only while this file object lives: copy it
   // (tensor.to(dtype, device, false, true)) before the file is closed.
   at::Tensor view(const TensorInfo& info) const;
+  // Drops the mapped pages that lie wholly inside the tensor from this process (madvise
+  // MADV_DONTNEED; the page cache keeps them): call once a copy was taken, so resident memory
+  // while loading stays near what the model keeps, not the size of the file.
+  void release(const TensorInfo& info) const;
 
  private:
   void parse_header(const char* json, size_t size, uint64_t data_size);

@@ -64,7 +64,7 @@ WeightSource::WeightSource(const std::string& dir) : dir_(dir) {
   }
 }
 
-at::Tensor WeightSource::load(const std::string& name, at::IntArrayRef expected, at::ScalarType dtype, at::Device device) {
+at::Tensor WeightSource::view(const std::string& name, at::IntArrayRef expected) {
   auto it = where_.find(name);
   if (it == where_.end()) throw Error("E_SAFETENSORS", dir_ + ": weight '" + name + "' is missing from the checkpoint");
   SafetensorsFile& file = *files_.at(it->second);
@@ -76,8 +76,33 @@ at::Tensor WeightSource::load(const std::string& name, at::IntArrayRef expected,
   if (!at::isFloatingType(info.dtype))
     throw Error("E_SAFETENSORS", file.path() + ": weight '" + name + "' has dtype " + info.dtype_name + ", expected a floating type");
   loaded_.insert(name);
+  return file.view(info);
+}
+
+at::Tensor WeightSource::load(const std::string& name, at::IntArrayRef expected, at::ScalarType dtype, at::Device device) {
+  at::Tensor v = view(name, expected);
   // copy=true: the result must own its memory; the map is released after loading.
-  return file.view(info).to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
+  at::Tensor out = v.to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
+  release(name);
+  return out;
+}
+
+at::Tensor WeightSource::raw(const std::string& name) {
+  auto it = where_.find(name);
+  if (it == where_.end()) return at::Tensor();
+  SafetensorsFile& file = *files_.at(it->second);
+  const TensorInfo& info = *file.find(name);
+  loaded_.insert(name);
+  at::Tensor out = file.view(info).clone();
+  file.release(info);
+  return out;
+}
+
+void WeightSource::release(const std::string& name) {
+  auto it = where_.find(name);
+  if (it == where_.end()) return;
+  SafetensorsFile& file = *files_.at(it->second);
+  if (const TensorInfo* info = file.find(name)) file.release(*info);
 }
 
 std::vector<std::string> WeightSource::unused() const {

@@ -21,6 +21,13 @@ class WeightSource {
   // Copies one tensor to dtype/device, checking its shape. Throws Error(E_SHAPE) naming the
   // file and tensor when the shape differs, Error(E_SAFETENSORS) when it is missing.
   at::Tensor load(const std::string& name, at::IntArrayRef expected_shape, at::ScalarType dtype, at::Device device);
+  // The stored tensor itself (its own dtype, a CPU view of the map: use it, then copy or drop
+  // it before this object dies), checking the shape; marks it loaded. For quantizing at load.
+  at::Tensor view(const std::string& name, at::IntArrayRef expected_shape);
+  // A copy of the stored tensor in its own dtype (no shape check), or undefined when absent.
+  at::Tensor raw(const std::string& name);
+  // Releases the mapped pages of a tensor taken with view() (SafetensorsFile::release).
+  void release(const std::string& name);
   // Names not yet loaded (to warn about unexpected weights).
   std::vector<std::string> unused() const;
 
