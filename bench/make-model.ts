@@ -182,6 +182,7 @@ function header(specs: TensorSpec[], metadata: Record<string, string>): { bytes:
 export interface MakeOptions {
   out: string;
   layers?: number;
+  vocab?: number;
   seed?: number;
   std?: number;
   force?: boolean;
@@ -189,12 +190,12 @@ export interface MakeOptions {
 
 /** Writes config.json + model.safetensors into `out`; returns the folder. Skips work when the folder is already complete for these options. */
 export function makeModel(o: MakeOptions): string {
-  const shape = { ...QWEN25_05B, layers: o.layers ?? QWEN25_05B.layers };
+  const shape = { ...QWEN25_05B, layers: o.layers ?? QWEN25_05B.layers, vocab: o.vocab ?? QWEN25_05B.vocab };
   const seed = o.seed ?? 0;
   const std = o.std ?? 0.02;
   const dir = resolve(o.out);
   mkdirSync(dir, { recursive: true });
-  const stamp = JSON.stringify({ seed, std, layers: shape.layers, v: 1 });
+  const stamp = JSON.stringify({ seed, std, layers: shape.layers, vocab: shape.vocab, v: 1 });
   const stampFile = join(dir, '.lorafit-bench-stamp');
   const weights = join(dir, 'model.safetensors');
   const specs = qwenTensors(shape);

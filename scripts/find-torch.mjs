@@ -1,9 +1,10 @@
 // Finds the libtorch that the addon is built against, in the order the README documents:
 //   1. LIBTORCH (a libtorch tree: include/, lib/) or Torch_DIR (a folder with TorchConfig.cmake)
-//   2. the torch package of an installed PyTorch (LORAFIT_PYTHON, python3, python)
+//   2. the torch package of an installed PyTorch (LORAFIT_PYTHON, ~/.cache/lorafit/venv, python3, python)
 //   3. a system libtorch that find_package(Torch) finds by itself (Debian's libtorch-dev)
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 
 const SYSTEM_TORCH_CONFIGS = [
@@ -52,7 +53,9 @@ export function findTorch(env = process.env) {
     }
     return { kind: 'cmake', torchDir: env.Torch_DIR, source: 'Torch_DIR' };
   }
-  for (const python of [env.LORAFIT_PYTHON, 'python3', 'python'].filter(Boolean)) {
+  // the venv scripts/setup-python.sh creates is tried after an explicit LORAFIT_PYTHON
+  const cacheVenv = join(env.LORAFIT_CACHE ?? join(homedir(), '.cache', 'lorafit'), 'venv', 'bin', 'python');
+  for (const python of [env.LORAFIT_PYTHON, existsSync(cacheVenv) ? cacheVenv : undefined, 'python3', 'python'].filter(Boolean)) {
     const dir = pythonTorchDir(python);
     if (dir) {
       const t = fromTree(dir, `PyTorch of ${python}`);

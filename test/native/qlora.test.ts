@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeQwenShapedModel } from '../../bench/make-model.js';
+import { makeModel } from '../../bench/make-model.js';
 import { LoraAdapter } from '../../lib/lora-adapter.js';
 import { Model } from '../../lib/model.js';
 import { native } from '../../lib/native.js';
@@ -293,7 +293,7 @@ describe('storage at real layer shapes', () => {
   it('NF4 + double quant holds Qwen2.5-0.5B-shaped linear weights in at most 0.53 bytes per parameter', async () => {
     // One decoder layer of the real widths (hidden 896, intermediate 4864, kv 128), small vocab.
     const dir = join(root, 'qwen-shaped');
-    makeQwenShapedModel(dir, { layers: 1, vocab: 512 });
+    makeModel({ out: dir, layers: 1, vocab: 512 });
     await using m = await Model.load(dir, { quantize: 'nf4' });
     const r = await m.storageReport();
     expect(r.quantizedParams).toBe(896 * 896 * 2 + 128 * 896 * 2 + 3 * 896 * 4864);
