@@ -7,6 +7,7 @@
 #endif
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include "bnb_format.h"
@@ -173,19 +174,27 @@ ForwardOutput CausalLM::forward(const at::Tensor& input_ids, const ForwardOption
   return out;
 }
 
-std::vector<std::pair<std::string, at::Tensor>> CausalLM::named_parameters() const {
+namespace {
+// The seven projections of a decoder layer under their HF names.
+std::array<std::pair<const char*, LoraLinear*>, 7> layer_linears(DecoderLayer& l) {
+  return {{{".self_attn.q_proj", &l.self_attn.q_proj},
+           {".self_attn.k_proj", &l.self_attn.k_proj},
+           {".self_attn.v_proj", &l.self_attn.v_proj},
+           {".self_attn.o_proj", &l.self_attn.o_proj},
+           {".mlp.gate_proj", &l.mlp.gate_proj},
+           {".mlp.up_proj", &l.mlp.up_proj},
+           {".mlp.down_proj", &l.mlp.down_proj}}};
+}
+}  // namespace
+
+std::vector<std::pair<std::string, at::Tensor>> CausalLM::parameter_entries() const {
   std::vector<std::pair<std::string, at::Tensor>> out;
   out.emplace_back("model.embed_tokens.weight", embed_tokens_);
   for (size_t i = 0; i < layers_.size(); ++i) {
     const std::string p = "model.layers." + std::to_string(i);
-    const DecoderLayer& l = layers_[i];
-    const std::pair<const char*, const LoraLinear*> linears[] = {
-        {".self_attn.q_proj", &l.self_attn.q_proj}, {".self_attn.k_proj", &l.self_attn.k_proj},
-        {".self_attn.v_proj", &l.self_attn.v_proj}, {".self_attn.o_proj", &l.self_attn.o_proj},
-        {".mlp.gate_proj", &l.mlp.gate_proj},       {".mlp.up_proj", &l.mlp.up_proj},
-        {".mlp.down_proj", &l.mlp.down_proj}};
-    for (const auto& [name, lin] : linears) {
-      if (lin->weight().defined()) out.emplace_back(p + name + ".weight", lin->weight());
+    DecoderLayer& l = const_cast<DecoderLayer&>(layers_[i]);
+    for (const auto& [name, lin] : layer_linears(l)) {
+      out.emplace_back(p + name + ".weight", lin->weight());  // undefined while quantized
       if (lin->bias().defined()) out.emplace_back(p + name + ".bias", lin->bias());
     }
     out.emplace_back(p + ".input_layernorm.weight", l.input_layernorm);
@@ -200,46 +209,25 @@ std::vector<std::pair<std::string, at::Tensor>> CausalLM::named_parameters() con
   return out;
 }
 
+std::vector<std::pair<std::string, at::Tensor>> CausalLM::named_parameters() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (auto& e : parameter_entries())
+    if (e.second.defined()) out.push_back(std::move(e));
+  return out;
+}
+
 std::vector<std::pair<std::string, LoraLinear*>> CausalLM::named_linears() {
   std::vector<std::pair<std::string, LoraLinear*>> out;
   for (size_t i = 0; i < layers_.size(); ++i) {
     const std::string p = "model.layers." + std::to_string(i);
-    DecoderLayer& l = layers_[i];
-    out.emplace_back(p + ".self_attn.q_proj", &l.self_attn.q_proj);
-    out.emplace_back(p + ".self_attn.k_proj", &l.self_attn.k_proj);
-    out.emplace_back(p + ".self_attn.v_proj", &l.self_attn.v_proj);
-    out.emplace_back(p + ".self_attn.o_proj", &l.self_attn.o_proj);
-    out.emplace_back(p + ".mlp.gate_proj", &l.mlp.gate_proj);
-    out.emplace_back(p + ".mlp.up_proj", &l.mlp.up_proj);
-    out.emplace_back(p + ".mlp.down_proj", &l.mlp.down_proj);
+    for (const auto& [name, lin] : layer_linears(layers_[i])) out.emplace_back(p + name, lin);
   }
   return out;
 }
 
 std::vector<std::string> CausalLM::parameter_names() const {
   std::vector<std::string> out;
-  out.push_back("model.embed_tokens.weight");
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    const std::string p = "model.layers." + std::to_string(i);
-    const DecoderLayer& l = layers_[i];
-    const std::pair<const char*, const LoraLinear*> linears[] = {
-        {".self_attn.q_proj", &l.self_attn.q_proj}, {".self_attn.k_proj", &l.self_attn.k_proj},
-        {".self_attn.v_proj", &l.self_attn.v_proj}, {".self_attn.o_proj", &l.self_attn.o_proj},
-        {".mlp.gate_proj", &l.mlp.gate_proj},       {".mlp.up_proj", &l.mlp.up_proj},
-        {".mlp.down_proj", &l.mlp.down_proj}};
-    for (const auto& [name, lin] : linears) {
-      out.push_back(p + name + ".weight");
-      if (lin->bias().defined()) out.push_back(p + name + ".bias");
-    }
-    out.push_back(p + ".input_layernorm.weight");
-    out.push_back(p + ".post_attention_layernorm.weight");
-    if (l.pre_feedforward_layernorm.defined()) {
-      out.push_back(p + ".pre_feedforward_layernorm.weight");
-      out.push_back(p + ".post_feedforward_layernorm.weight");
-    }
-  }
-  out.push_back("model.norm.weight");
-  if (!config_.tie_word_embeddings) out.push_back("lm_head.weight");
+  for (const auto& [name, t] : parameter_entries()) out.push_back(name);
   return out;
 }
 

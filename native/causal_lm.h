@@ -64,6 +64,8 @@ class CausalLM {
   std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
   // Every weight name of the checkpoint layout, quantized ones included, in checkpoint order.
   std::vector<std::string> parameter_names() const;
+  // Every checkpoint key with its tensor; a quantized linear's weight is undefined here.
+  std::vector<std::pair<std::string, at::Tensor>> parameter_entries() const;
   // One weight, dense (a quantized projection is dequantized to the compute dtype). Error(E_INPUT) if unknown.
   at::Tensor parameter(const std::string& name) const;
   // The quantized projection behind weight `name` (model.layers.0.mlp.up_proj.weight), or null.

@@ -43,17 +43,8 @@ export function copyFolder(src: string, prefix = 'corrupt'): string {
   return dir;
 }
 
-/** Deterministic PRNG (mulberry32) for fuzzing and seeded tensors. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG (mulberry32) for fuzzing and seeded tensors: the library's own. */
+export { prng as mulberry32 } from '../../lib/train/random.js';
 
 /** Open file descriptors of this process (Linux), to catch leaks on failed loads. */
 export function openFds(): number {
