@@ -138,7 +138,12 @@ at::Tensor CausalLM::hidden(const at::Tensor& input_ids, const ForwardOptions& o
     h = h * normalizer.to(device_);
   }
   auto [cos, sin] = rotary_.cos_sin(pos, dtype_);
-  at::Tensor full_bias = attention_bias(o.attention_mask, B, T, past, 0, dtype_, device_);
+  // Without padding or a cache, full-attention layers need no mask tensor: SDPA's is_causal path
+  // (flash attention on CPU) keeps no [B, H, T, S] weights for backward. Soft-capping (eager
+  // attention) always needs the explicit bias.
+  const bool plain_causal = past == 0 && config_.attn_logit_softcapping <= 0 &&
+                            (!o.attention_mask.defined() || o.attention_mask.ne(0).all().item<bool>());
+  at::Tensor full_bias = plain_causal ? at::Tensor() : attention_bias(o.attention_mask, B, T, past, 0, dtype_, device_);
   at::Tensor sliding_bias;
   if (config_.sliding_window > 0) sliding_bias = attention_bias(o.attention_mask, B, T, past, config_.sliding_window, dtype_, device_);
   if (hidden_states) hidden_states->push_back(h);

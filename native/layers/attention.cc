@@ -47,7 +47,9 @@ at::Tensor Attention::forward(const at::Tensor& x, const at::Tensor& cos, const 
   at::Tensor out;
 #if TORCH_VERSION_MAJOR >= 2
   if (softcap_ <= 0) {
-    out = at::scaled_dot_product_attention(q, k, v, bias, 0.0, false, scale_);  // [B, H, T, D]
+    // bias undefined: plain causal attention (no padding, no cache)
+    out = bias.defined() ? at::scaled_dot_product_attention(q, k, v, bias, 0.0, false, scale_)
+                         : at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, scale_);  // [B, H, T, D]
   } else
 #endif
   {
