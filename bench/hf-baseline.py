@@ -103,6 +103,30 @@ def run_forward(case):
             "run_peak_is_after_load": reset, "load_ms": r1(load_ms), **common_fields(torch, case["threads"])}
 
 
+def run_generate(case):
+    """Greedy decoding with HF's KV cache; decode speed excludes the first token (prefill)."""
+    torch, model, load_ms = load(case)
+    model.eval()
+    vocab = model.config.vocab_size
+    ids = torch.tensor(token_ids(1, case["prompt"], vocab), dtype=torch.long)
+    prefill, decode = [], []
+    for r in range(case["runs"] + 1):
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=1, min_new_tokens=1, do_sample=False)
+            t1 = time.perf_counter()
+            model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=case["new"], min_new_tokens=case["new"], do_sample=False)
+            t2 = time.perf_counter()
+        if r == 0:
+            continue
+        prefill.append((t1 - t0) * 1000)
+        decode.append((case["new"] - 1) / ((t2 - t1) - (t1 - t0)))
+    return {"bench": "generate", "impl": "hf", "dtype": case["dtype"], "prompt": case["prompt"], "new_tokens": case["new"],
+            "layers": model.config.num_hidden_layers, "decode_tokens_per_s": r1(statistics.median(decode)),
+            "prefill_ms": r1(statistics.median(prefill)), "runs_decode_tokens_per_s": [r1(d) for d in decode],
+            "peak_rss_mb": status_mb("VmHWM"), **common_fields(torch, case["threads"])}
+
+
 def run_train_step(case):
     torch, model, _ = load(case)
     load_peak = status_mb("VmHWM")
@@ -189,7 +213,9 @@ def run_loss(case):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("bench", choices=["forward", "train_step", "loss"])
+    p.add_argument("bench", choices=["forward", "train_step", "loss", "generate"])
+    p.add_argument("--prompt", type=int, default=32)
+    p.add_argument("--new", type=int, default=64)
     p.add_argument("--model", required=False)
     p.add_argument("--dtypes")
     p.add_argument("--seq", type=int, default=512)
@@ -206,7 +232,7 @@ def main():
     a = p.parse_args()
     if a.child:
         case = json.loads(a.child)
-        fn = {"forward": run_forward, "train_step": run_train_step, "loss": run_loss}[a.bench]
+        fn = {"forward": run_forward, "train_step": run_train_step, "loss": run_loss, "generate": run_generate}[a.bench]
         print(json.dumps(fn(case)), flush=True)
         return
     if not a.model:
@@ -221,6 +247,9 @@ def main():
             for b in a.batches.split(","):
                 cases.append({**base, "dtype": d, "seq": a.seq, "batch": int(b), "runs": a.runs or 3,
                               "rank": a.rank, "alpha": a.alpha})
+    elif a.bench == "generate":
+        for d in (a.dtypes or "bfloat16,float32").split(","):
+            cases.append({**base, "dtype": d, "prompt": a.prompt, "new": a.new, "runs": a.runs or 3})
     else:
         for d in (a.dtypes or "bfloat16,float32").split(","):
             cases.append({**base, "dtype": d, "tokens": a.tokens, "runs": a.runs or 5})
