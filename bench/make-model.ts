@@ -6,9 +6,11 @@
 // not depend on the layer count or the write order. The file is streamed tensor by tensor in
 // chunks of 1M values: peak memory stays a few MB although the 24-layer file is ~1 GB.
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../lib/native.js';
 import { readSafetensors, serializeSafetensors, toFloat32, type StTensor } from '../lib/safetensors.js';
+import { parseArgs } from './common.js';
 
 export interface QwenShape {
   hidden: number;
@@ -251,28 +253,8 @@ export function verify(dir: string, seed: number, std: number, layers: number): 
   console.error(`verify: ${specs.length} tensors byte-identical to serializeSafetensors; q_proj mean ${mean.toFixed(5)} std ${sd.toFixed(5)}`);
 }
 
-function parseArgs(argv: string[]): Record<string, string | boolean> {
-  const r: Record<string, string | boolean> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
-    const k = a.slice(2);
-    if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) r[k] = argv[++i];
-    else r[k] = true;
-  }
-  return r;
-}
-
-/** The repository's bench/ folder (this file runs from dist/bench/). */
-export const BENCH_ROOT = ((): string => {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('bench: cannot find the package root');
-    dir = up;
-  }
-  return join(dir, 'bench');
-})();
+/** The repository's bench/ folder. */
+export const BENCH_ROOT = join(packageRoot(), 'bench');
 
 export function defaultModelDir(layers: number): string {
   return join(BENCH_ROOT, 'out', layers === QWEN25_05B.layers ? 'qwen2.5-0.5b-random' : `qwen2.5-0.5b-random-${layers}l`);

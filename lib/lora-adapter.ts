@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fromNative, LorafitError, optionError } from './errors.js';
-import { resolveModelPath } from './hub/resolve.js';
+import { looksLikeHubId, resolveModelPath } from './hub/resolve.js';
 import { writeFileAtomicSync } from './fs-atomic.js';
 import { checkPeftConfig, makePeftConfig, type PeftLoraConfig } from './lora/peft-config.js';
 import { DEFAULT_TARGETS, resolveTargets, shortNames, type TargetModules } from './lora/targets.js';
@@ -86,7 +86,7 @@ export class LoraAdapter {
   /** Loads a PEFT adapter folder (adapter_config.json + adapter_model.safetensors). */
   static async load(model: Model, dir: string, options: { name?: string; activate?: boolean; revision?: string } = {}): Promise<LoraAdapter> {
     let abs = resolve(dir);
-    if (!existsSync(abs) && /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(dir)) {
+    if (!existsSync(abs) && looksLikeHubId(dir)) {
       // a hub id ('org/my-adapter'): download into (or find in) the shared HF cache
       abs = await resolveModelPath(dir, { revision: options.revision });
     }

@@ -4,7 +4,7 @@
 //   await model.dispose();
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { resolveModelPath } from './hub/resolve.js';
+import { looksLikeHubId, resolveModelPath } from './hub/resolve.js';
 import { saveModel, type SaveModelOptions } from './save-model.js';
 import { generateBatch, generateTokens, type GenerateOptions } from './generation.js';
 import { fromNative, LorafitError, optionError } from './errors.js';
@@ -70,7 +70,6 @@ export interface ModelLoadOptions {
   signal?: AbortSignal;
 }
 
-const HUB_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
 
 export interface ForwardOptions {
   /** 1 for tokens, 0 for padding, same shape as the ids. */
@@ -183,7 +182,7 @@ export class Model {
       native().setThreads(options.threads);
     }
     let abs = resolve(dir);
-    if (!existsSync(abs) && HUB_ID.test(dir)) {
+    if (!existsSync(abs) && looksLikeHubId(dir)) {
       // A hub id ('Qwen/Qwen2.5-0.5B-Instruct'): download into (or find in) the shared HF cache.
       abs = await resolveModelPath(dir, { revision: options.revision, signal: options.signal });
     }

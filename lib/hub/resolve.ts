@@ -71,6 +71,11 @@ interface RepoInfo {
 
 const REPO_ID = /^[A-Za-z0-9][\w.-]*(\/[\w.-]+)?$/;
 
+/** 'org/name': how Model.load and LoraAdapter.load tell a hub id from a missing local folder. */
+export function looksLikeHubId(s: string): boolean {
+  return /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/.test(s);
+}
+
 /**
  * A folder (returned as an absolute path) or a hub repo id (`org/name`, returned as the cached
  * snapshot folder, downloaded first when needed).

@@ -3,7 +3,7 @@
 import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LorafitError } from '../../lib/errors.js';
+import { rejects } from '../helpers/rejects.js';
 import { LoraAdapter } from '../../lib/lora-adapter.js';
 import { Model } from '../../lib/model.js';
 import { fromFloat32, readSafetensors, serializeSafetensors, toFloat32, type StTensor } from '../../lib/safetensors.js';
@@ -21,19 +21,6 @@ const ids = rows(golden.ints('input_ids'), [2, 16]);
 const maskFlat = golden.ints('attention_mask');
 const mask = rows(maskFlat, [2, 16]);
 
-async function rejects(p: Promise<unknown> | (() => unknown), code: string, ...parts: string[]): Promise<LorafitError> {
-  let err: unknown;
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    err = e;
-  }
-  expect(err, 'expected a rejection').toBeInstanceOf(LorafitError);
-  const e = err as LorafitError;
-  expect(e.code, e.message).toBe(code);
-  for (const part of parts) expect(e.message).toContain(part);
-  return e;
-}
 
 let n = 0;
 /** A copy of the llama fixture adapter whose tensors pass through `edit`. */

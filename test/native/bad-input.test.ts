@@ -5,6 +5,7 @@ import { rmSync, truncateSync, unlinkSync, writeFileSync, statSync } from 'node:
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LorafitError } from '../../lib/errors.js';
+import { rejects } from '../helpers/rejects.js';
 import { LoraAdapter } from '../../lib/lora-adapter.js';
 import { Model, setThreads } from '../../lib/model.js';
 import { copyFolder, readRaw, rewriteHeader, rewriteJson, type RawHeader } from '../helpers/corrupt.js';
@@ -23,23 +24,6 @@ function copy(src = LLAMA): string {
   return d;
 }
 
-/** Awaits a rejection and checks it is a LorafitError with `code` whose message holds every `parts`. */
-async function rejects(p: Promise<unknown> | (() => unknown), code: string, ...parts: (string | RegExp)[]): Promise<LorafitError> {
-  let err: unknown;
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    err = e;
-  }
-  expect(err, 'expected a rejection').toBeInstanceOf(LorafitError);
-  const e = err as LorafitError;
-  expect(e.code, e.message).toBe(code);
-  for (const part of parts) {
-    if (typeof part === 'string') expect(e.message).toContain(part);
-    else expect(e.message).toMatch(part);
-  }
-  return e;
-}
 
 type Entry = { dtype: string; shape: number[]; data_offsets: [number, number] };
 const entry = (h: RawHeader, name: string) => h[name] as Entry;
