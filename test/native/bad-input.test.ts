@@ -4,7 +4,6 @@
 import { rmSync, truncateSync, unlinkSync, writeFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LorafitError } from '../../lib/errors.js';
 import { rejects } from '../helpers/rejects.js';
 import { LoraAdapter } from '../../lib/lora-adapter.js';
 import { Model, setThreads } from '../../lib/model.js';
