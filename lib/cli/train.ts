@@ -2,12 +2,14 @@
 // tokenize the dataset, hold out an eval split, LoRA-train with progress output, save the PEFT
 // adapter to <outputDir>/adapter and print the eval-loss drop.
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { iterateDataset, type LoadDatasetOptions } from '../data/load-dataset.js';
 import { shuffle } from '../data/markdown-corpus.js';
 import { emptyStats, tokenizeStream, type TokenizedExample, type TokenizeStats } from '../data/tokenize.js';
 import type { DataRecord, DatasetFormat } from '../data/formats.js';
+import { chat } from '../chat.js';
+import { styleConversations } from '../default-job.js';
 import { LorafitError } from '../errors.js';
 import { LoraAdapter } from '../lora-adapter.js';
 import { Trainer } from '../trainer.js';
@@ -50,6 +52,8 @@ async function train(cfg: TrainConfig, log: ReturnType<typeof cliLogger>): Promi
   const seed = cfg.seed ?? 42;
   const say = (line: string) => process.stdout.write(`${line}\n`);
 
+  if (cfg.modelNote) say(`note: ${cfg.modelNote}`);
+  if (cfg.defaultJob) say(`the default job: LoRA-tune ${basename(cfg.model)} to answer in Yoda's style (set --model and --dataset for your own)`);
   say(`loading ${cfg.model}`);
   const { model, tokenizer } = await openModel(cfg.model, { dtype: cfg.dtype, device: cfg.device, threads: cfg.threads, loadIn4bit: cfg.loadIn4bit, loadIn8bit: cfg.loadIn8bit }, log);
   try {
@@ -63,8 +67,9 @@ async function train(cfg: TrainConfig, log: ReturnType<typeof cliLogger>): Promi
       columns: { text: cfg.textColumn, prompt: cfg.promptColumn, completion: cfg.completionColumn, messages: cfg.messagesColumn },
       limit: cfg.limit,
     };
-    const records: DataRecord[] = [];
+    let records: DataRecord[] = [];
     for await (const r of iterateDataset(cfg.dataset, readOptions)) records.push(r);
+    if (cfg.defaultJob) records = styleConversations(records);
     if (records.length === 0) throw new LorafitError('E_DATA_EMPTY', `${cfg.dataset}: no records`);
     let trainRecords = records;
     let evalRecords: DataRecord[] = [];
@@ -134,7 +139,7 @@ async function train(cfg: TrainConfig, log: ReturnType<typeof cliLogger>): Promi
     let before: number | undefined;
     if (evalSet.examples.length) {
       before = (await trainer.evaluateLoss()).evalLoss;
-      say(`eval loss before training: ${before.toFixed(4)} (${evalSet.examples.length} examples)`);
+      say(`held-out NLL before training: ${before.toFixed(4)} per trained token (${evalSet.examples.length} examples, ${evalSet.stats.trainedTokens} tokens)`);
     }
     const total = trainer.totalSteps;
     const bar = new Progress('training', total, { lines: true });
@@ -152,13 +157,19 @@ async function train(cfg: TrainConfig, log: ReturnType<typeof cliLogger>): Promi
     say(`adapter saved to ${adapterDir}`);
     if (before !== undefined && result.evalLoss !== undefined) {
       const drop = before - result.evalLoss;
-      say(`eval loss ${before.toFixed(4)} -> ${result.evalLoss.toFixed(4)} (${drop >= 0 ? 'down' : 'up'} ${Math.abs(drop).toFixed(4)}, perplexity ${Math.exp(before).toFixed(2)} -> ${Math.exp(result.evalLoss).toFixed(2)})`);
+      say(`held-out NLL ${before.toFixed(4)} -> ${result.evalLoss.toFixed(4)} (${drop >= 0 ? 'down' : 'up'} ${Math.abs(drop).toFixed(4)}, perplexity ${Math.exp(before).toFixed(2)} -> ${Math.exp(result.evalLoss).toFixed(2)})`);
+    }
+    for (const question of cfg.samplePrompts ?? []) {
+      const ask = (name: string | null) => chat(model, tokenizer, [{ role: 'user', content: question }], { adapter: name, maxNewTokens: 48, repetitionPenalty: 1.1 });
+      say(`\n> ${question}\nbase:  ${oneLine(await ask(null))}\ntuned: ${oneLine(await ask(adapter.name))}`);
     }
     log.info({ adapterDir, evalLossBefore: before, evalLossAfter: result.evalLoss, steps: result.globalStep }, 'train done');
   } finally {
     await model.dispose();
   }
 }
+
+const oneLine = (text: string) => text.trim().replace(/\s*\n+\s*/g, ' / ');
 
 async function tokenizeWithProgress(
   label: string,
