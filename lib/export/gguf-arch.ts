@@ -2,9 +2,10 @@
 // config.json defaults (HF omits values equal to the class default), HF -> GGUF tensor names, and
 // the llama q/k row permutation (convert_hf_to_gguf.py's LlamaModel.permute).
 import { LorafitError } from '../errors.js';
+import { qkPermuteHeads, toGgufName, type GgufArch } from '../gguf/tensor-names.js';
 
 export type HfArch = 'llama' | 'mistral' | 'qwen2' | 'gemma' | 'gemma2';
-export type GgufArch = 'llama' | 'qwen2' | 'gemma' | 'gemma2';
+export type { GgufArch };
 
 export interface ArchConfig {
   hfArch: HfArch;
@@ -102,42 +103,18 @@ function firstId(v: unknown): number | null {
   return null;
 }
 
-const LAYER_MAP: Record<string, string> = {
-  'input_layernorm': 'attn_norm',
-  'self_attn.q_proj': 'attn_q',
-  'self_attn.k_proj': 'attn_k',
-  'self_attn.v_proj': 'attn_v',
-  'self_attn.o_proj': 'attn_output',
-  'post_attention_layernorm': 'ffn_norm',
-  'mlp.gate_proj': 'ffn_gate',
-  'mlp.up_proj': 'ffn_up',
-  'mlp.down_proj': 'ffn_down',
-};
-
-// Gemma 2 has four norms a layer; its post_attention_layernorm normalises the attention output.
-const GEMMA2_LAYER_MAP: Record<string, string> = {
-  ...LAYER_MAP,
-  'post_attention_layernorm': 'post_attention_norm',
-  'pre_feedforward_layernorm': 'ffn_norm',
-  'post_feedforward_layernorm': 'post_ffw_norm',
-};
-
 /**
  * The GGUF name of an HF tensor (`model.layers.3.self_attn.q_proj.weight` -> `blk.3.attn_q.weight`),
  * `null` for tensors llama.cpp does not use, or throws for unknown tensors.
  */
 export function ggufTensorName(hfName: string, arch: ArchConfig, file: string): string | null {
   if (hfName.endsWith('.rotary_emb.inv_freq')) return null;
-  if (hfName === 'model.embed_tokens.weight') return 'token_embd.weight';
-  if (hfName === 'model.norm.weight') return 'output_norm.weight';
   if (hfName === 'lm_head.weight') {
     // llama.cpp's Gemma always uses the embedding as the output projection.
     if (arch.ggufArch === 'gemma' || arch.ggufArch === 'gemma2') return null;
-    return 'output.weight';
   }
-  const m = /^model\.layers\.(\d+)\.(.+)\.(weight|bias)$/.exec(hfName);
-  const map = arch.hfArch === 'gemma2' ? GEMMA2_LAYER_MAP : LAYER_MAP;
-  if (m && map[m[2]]) return `blk.${m[1]}.${map[m[2]]}.${m[3]}`;
+  const g = toGgufName(hfName, arch.ggufArch);
+  if (g !== undefined && (g.startsWith('blk.') || g.endsWith('.weight'))) return g;
   throw new LorafitError('E_EXPORT', `${file}: tensor '${hfName}' has no llama.cpp equivalent for ${arch.hfArch}`);
 }
 
@@ -173,7 +150,5 @@ export function permuteQk(values: Float32Array, rows: number, nHead: number): Fl
 
 /** The head count that a q/k projection's rows are split into, or null for other tensors. */
 export function qkHeads(ggufName: string, arch: ArchConfig): number | null {
-  if (/\.attn_q\.(weight|bias)$/.test(ggufName)) return arch.numHeads;
-  if (/\.attn_k\.(weight|bias)$/.test(ggufName)) return arch.numKvHeads;
-  return null;
+  return qkPermuteHeads(ggufName, 'llama', arch.numHeads, arch.numKvHeads);
 }
