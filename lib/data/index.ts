@@ -16,7 +16,7 @@ export {
   type RecordSource,
   type TextRecord,
 } from './formats.js';
-export { iterateDataset, loadDataset, type LoadDatasetOptions } from './load-dataset.js';
+export { emptyDatasetStats, iterateDataset, loadDataset, type DatasetStats, type LoadDatasetOptions } from './load-dataset.js';
 export { locateAssistantSpans, labelsFromSpans, type TextSpan, type LocateOptions } from './assistant-spans.js';
 export {
   IGNORE_INDEX,

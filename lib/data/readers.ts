@@ -29,6 +29,12 @@ export interface ReadOptions {
   textMode?: 'line' | 'paragraph' | 'file';
   /** Column name plain-text records are put under. Default `text`. */
   textColumn?: string;
+  /**
+   * Called instead of throwing for a row that cannot be read (a malformed JSON line, a record that
+   * is not an object, a CSV row with the wrong number of fields); reading goes on with the next
+   * row. Errors of a whole file (missing, unparseable .json, broken CSV quoting) still throw.
+   */
+  onInvalidRow?: (error: LorafitDataError) => void;
 }
 
 const EXTENSIONS: Record<string, FileType> = {
@@ -86,13 +92,13 @@ async function* readFileRows(file: string, options: ReadOptions): AsyncGenerator
   const type = options.fileType ?? fileTypeOf(file);
   switch (type) {
     case 'jsonl':
-      return yield* readJsonl(file);
+      return yield* readJsonl(file, options.onInvalidRow);
     case 'json':
-      return yield* readJsonArray(file);
+      return yield* readJsonArray(file, options.onInvalidRow);
     case 'csv':
-      return yield* readCsv(file, ',');
+      return yield* readCsv(file, ',', options.onInvalidRow);
     case 'tsv':
-      return yield* readCsv(file, '\t');
+      return yield* readCsv(file, '\t', options.onInvalidRow);
     case 'parquet':
       return yield* readParquetRows(file);
     case 'text':
@@ -127,24 +133,30 @@ async function* lines(file: string): AsyncGenerator<[string, number]> {
   }
 }
 
-async function* readJsonl(file: string): AsyncGenerator<RawRow> {
+type OnInvalid = ReadOptions['onInvalidRow'];
+
+/** Throws `error`, or hands it to `onInvalid` (the row is then skipped). */
+function invalid(error: LorafitDataError, onInvalid: OnInvalid): void {
+  if (!onInvalid) throw error;
+  onInvalid(error);
+}
+
+async function* readJsonl(file: string, onInvalid: OnInvalid): AsyncGenerator<RawRow> {
   for await (const [text, line] of lines(file)) {
     if (text.trim() === '') continue;
     let value: unknown;
     try {
       value = JSON.parse(text);
     } catch (err) {
-      throw new LorafitDataError('E_DATA_PARSE', `malformed JSON line: ${(err as Error).message}`, {
-        file,
-        line,
-        cause: err,
-      });
+      invalid(new LorafitDataError('E_DATA_PARSE', `malformed JSON line: ${(err as Error).message}`, { file, line, cause: err }), onInvalid);
+      continue;
     }
-    yield { value: asObject(value, file, line), file, line };
+    const record = asObject(value, file, line, onInvalid);
+    if (record) yield { value: record, file, line };
   }
 }
 
-async function* readJsonArray(file: string): AsyncGenerator<RawRow> {
+async function* readJsonArray(file: string, onInvalid: OnInvalid): AsyncGenerator<RawRow> {
   const text = await fs.readFile(file, 'utf8');
   let value: unknown;
   try {
@@ -165,7 +177,8 @@ async function* readJsonArray(file: string): AsyncGenerator<RawRow> {
   const starts = topLevelElementLines(text);
   for (let i = 0; i < value.length; i++) {
     const line = starts[i] ?? 1;
-    yield { value: asObject(value[i], file, line), file, line };
+    const record = asObject(value[i], file, line, onInvalid);
+    if (record) yield { value: record, file, line };
   }
 }
 
@@ -203,7 +216,7 @@ export function topLevelElementLines(text: string): number[] {
   return out;
 }
 
-async function* readCsv(file: string, delimiter: string): AsyncGenerator<RawRow> {
+async function* readCsv(file: string, delimiter: string, onInvalid: OnInvalid): AsyncGenerator<RawRow> {
   const parser = new CsvParser(delimiter, file);
   let header: string[] | null = null;
   const toRow = (fields: string[], line: number): RawRow | null => {
@@ -212,11 +225,8 @@ async function* readCsv(file: string, delimiter: string): AsyncGenerator<RawRow>
       return null;
     }
     if (fields.length !== header.length) {
-      throw new LorafitDataError(
-        'E_DATA_PARSE',
-        `CSV row has ${fields.length} fields but the header has ${header.length}`,
-        { file, line },
-      );
+      invalid(new LorafitDataError('E_DATA_PARSE', `CSV row has ${fields.length} fields but the header has ${header.length}`, { file, line }), onInvalid);
+      return null;
     }
     const value: Record<string, unknown> = {};
     header.forEach((name, i) => (value[name] = fields[i]));
@@ -259,12 +269,11 @@ async function* readText(file: string, mode: 'line' | 'paragraph' | 'file', colu
   if (paragraph.length > 0) yield { value: { [column]: paragraph.join('\n') }, file, line: start };
 }
 
-function asObject(value: unknown, file: string, line: number): Record<string, unknown> {
+function asObject(value: unknown, file: string, line: number, onInvalid: OnInvalid): Record<string, unknown> | null {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new LorafitDataError('E_DATA_FORMAT', `expected a JSON object per record, got ${Array.isArray(value) ? 'an array' : typeof value}`, {
-      file,
-      line,
-    });
+    const got = Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value;
+    invalid(new LorafitDataError('E_DATA_FORMAT', `expected a JSON object per record, got ${got}`, { file, line }), onInvalid);
+    return null;
   }
   return value as Record<string, unknown>;
 }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { detectFormat, normalizeRow, type ConversationRecord } from '../../lib/data/formats.js';
-import { iterateDataset, loadDataset } from '../../lib/data/load-dataset.js';
+import { emptyDatasetStats, iterateDataset, loadDataset } from '../../lib/data/load-dataset.js';
 import { FIXTURES } from './helpers.js';
 
 const FORMATS = join(FIXTURES, 'data', 'formats');
@@ -174,5 +174,57 @@ describe('errors name the file, line and key at fault', () => {
       })(),
     ).rejects.toMatchObject({ code: 'E_DATA_PARSE', line: 3 });
     expect(seen).toEqual(['a', 'b']);
+  });
+});
+
+describe('skipInvalid', () => {
+  const lines = [
+    '{"prompt": "p1", "completion": "c1"}',
+    '{broken',
+    '{"prompt": "p2"}',
+    '[1, 2]',
+    '',
+    '{"prompt": "p3", "completion": "c3"}',
+    '"just a string"',
+  ];
+
+  it('without it, the first bad row is an error naming file:line', async () => {
+    const file = tmpFile('mixed.jsonl', lines.join('\n'));
+    await expect(loadDataset(file)).rejects.toThrow(`${file}:2: malformed JSON line`);
+  });
+
+  it('skips malformed rows of JSONL, reporting each as file:line with the count (stats and logger)', async () => {
+    const file = tmpFile('mixed.jsonl', lines.join('\n'));
+    const stats = emptyDatasetStats();
+    const warnings: string[] = [];
+    const logger = { warn: (_o: object, msg: string) => warnings.push(msg) };
+    const records = await loadDataset(file, { skipInvalid: true, stats, logger });
+    expect(records.map((r) => conv(r).messages.at(-1)!.content)).toEqual(['c1', 'c3']);
+    expect(records.map((r) => r.source?.line)).toEqual([1, 6]);
+    expect(stats.records).toBe(2);
+    expect(stats.skipped).toBe(4);
+    expect(stats.invalid.map((i) => i.where)).toEqual([`${file}:2`, `${file}:3`, `${file}:4`, `${file}:7`]);
+    expect(stats.invalid[1].message).toMatch(/completion/);
+    expect(warnings.filter((w) => w.startsWith('skipped invalid row')).length).toBe(4);
+    expect(warnings.at(-1)).toMatch(new RegExp(`skipped 4 invalid row\\(s\\) of .*first: ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2`));
+  });
+
+  it('skips CSV rows with the wrong field count and JSON-array elements that are not objects', async () => {
+    const csv = tmpFile('x.csv', 'prompt,completion\np1,c1\np2\np3,c3,extra\np4,c4\n');
+    const stats = emptyDatasetStats();
+    const records = await loadDataset(csv, { skipInvalid: true, stats });
+    expect(records.length).toBe(2);
+    expect(stats.invalid.map((i) => i.line)).toEqual([3, 4]);
+    await expect(loadDataset(csv)).rejects.toMatchObject({ code: 'E_DATA_PARSE', file: csv, line: 3 });
+    const json = tmpFile('x.json', '[\n{"text": "a"},\n7,\n{"text": "b"}\n]');
+    const js = emptyDatasetStats();
+    expect((await loadDataset(json, { skipInvalid: true, stats: js })).length).toBe(2);
+    expect(js.invalid.map((i) => i.where)).toEqual([`${json}:3`]);
+  });
+
+  it('a file whose every row is invalid is still an error, not an empty dataset', async () => {
+    const file = tmpFile('x.jsonl', '{"question": "q"}\n{broken\n');
+    await expect(loadDataset(file, { skipInvalid: true })).rejects.toMatchObject({ code: 'E_DATA_EMPTY' });
+    await expect(loadDataset(file, { skipInvalid: true })).rejects.toThrow(/every row was invalid \(2 skipped\)/);
   });
 });
