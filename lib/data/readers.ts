@@ -164,15 +164,19 @@ async function* readJsonArray(file: string, onInvalid: OnInvalid): AsyncGenerato
   } catch (err) {
     throw new LorafitDataError('E_DATA_PARSE', `malformed JSON: ${(err as Error).message}`, { file, cause: err });
   }
-  // A top-level object holding exactly one array (`{"data": [...]}`) is accepted too.
-  if (!Array.isArray(value) && value !== null && typeof value === 'object') {
-    const arrays = Object.entries(value as Record<string, unknown>).filter(([, v]) => Array.isArray(v));
-    if (arrays.length === 1) value = arrays[0][1];
-  }
+  // Only a top-level array is a dataset: an object such as `{"data": [...]}` is refused rather
+  // than guessed at (which of its fields is the data, and is the rest metadata to lose?).
   if (!Array.isArray(value)) {
-    throw new LorafitDataError('E_DATA_FORMAT', 'a .json dataset must be an array of records (use .jsonl for one record per line)', {
-      file,
-    });
+    const what =
+      value !== null && typeof value === 'object'
+        ? `an object (keys: ${Object.keys(value).slice(0, 8).map((k) => JSON.stringify(k)).join(', ') || 'none'})`
+        : `a JSON ${value === null ? 'null' : typeof value}`;
+    throw new LorafitDataError(
+      'E_DATA_FORMAT',
+      `a .json dataset must be a top-level array of records ([{...}, {...}]); this file holds ${what}. ` +
+        'Move the records to the top level (e.g. jq \'.data\' file.json), or write .jsonl with one record per line',
+      { file },
+    );
   }
   const starts = topLevelElementLines(text);
   for (let i = 0; i < value.length; i++) {

@@ -228,3 +228,19 @@ describe('skipInvalid', () => {
     await expect(loadDataset(file, { skipInvalid: true })).rejects.toThrow(/every row was invalid \(2 skipped\)/);
   });
 });
+
+describe('.json files', () => {
+  it('an object holding an array is refused, naming the file, its keys and the accepted shape', async () => {
+    const file = tmpFile('wrapped.json', '{"x": [{"text": "a"}, {"text": "b"}]}');
+    const err = await loadDataset(file).catch((e) => e);
+    expect(err.code).toBe('E_DATA_FORMAT');
+    expect(err.file).toBe(file);
+    expect(err.message).toContain(file);
+    expect(err.message).toMatch(/top-level array of records/);
+    expect(err.message).toMatch(/keys: "x"/);
+    expect(err.message).toMatch(/\.jsonl/);
+    // skipInvalid skips rows, not a file of the wrong shape.
+    await expect(loadDataset(file, { skipInvalid: true })).rejects.toMatchObject({ code: 'E_DATA_FORMAT' });
+    expect(await loadDataset(tmpFile('ok.json', '[{"text": "a"}, {"text": "b"}]'))).toHaveLength(2);
+  });
+});
