@@ -1,9 +1,13 @@
-// Model: a Hugging Face causal LM folder loaded into the native addon.
+// Model: a Hugging Face causal LM folder, a GGUF file or an Ollama model loaded into the native addon.
 //   const model = await Model.load('path/to/Qwen2.5-0.5B', { dtype: 'bfloat16' });
+//   const model = await Model.load('SmolLM2-135M-Instruct.Q4_1.gguf');   // or 'ollama:qwen2.5:0.5b'
 //   const { logits, shape } = await model.forward([[1, 2, 3]]);
 //   await model.dispose();
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { resolveOllamaModel } from './gguf/ollama.js';
+import { planGgufModel } from './gguf/plan.js';
+import { readGguf } from './gguf/reader.js';
 import { looksLikeHubId, resolveModelPath } from './hub/resolve.js';
 import { saveModel, type SaveModelOptions } from './save-model.js';
 import { generateBatch, generateTokens, type GenerateOptions } from './generation.js';
@@ -71,6 +75,23 @@ export interface ModelLoadOptions {
 }
 
 
+/** Where a model's weights came from. */
+export type ModelSourceInfo =
+  | { format: 'hf'; path: string }
+  | {
+      format: 'gguf';
+      /** The GGUF file (for `ollama:` specs, the blob in Ollama's models folder). */
+      path: string;
+      /** The spec given to Model.load (e.g. 'ollama:qwen2.5:0.5b'). */
+      spec: string;
+      /** general.architecture. */
+      architecture: string;
+      /** The ggml types of the file's tensors, most frequent first (['Q4_1', 'F32', 'Q8_0']). */
+      quantTypes: string[];
+      /** The Hugging Face config.json the file's metadata maps to (as transformers' GGUF loader builds it). */
+      hfConfig: Record<string, unknown>;
+    };
+
 export interface ForwardOptions {
   /** 1 for tokens, 0 for padding, same shape as the ids. */
   attentionMask?: number[] | number[][] | TokenBatch;
@@ -113,17 +134,20 @@ export class Model {
   readonly serial = new Serial();
   #native: NativeModel | undefined;
   readonly config: ModelConfig;
+  /** The model folder; for a GGUF model, the GGUF file. */
   readonly dir: string;
+  /** The format and file the weights were read from. */
+  readonly source: ModelSourceInfo;
   readonly dtype: Dtype;
   readonly device: string;
   /** Notes from loading, e.g. checkpoint weights the architecture does not use. */
   readonly warnings: string[];
-  /** generation_config.json of the folder ({} when absent). */
+  /** generation_config.json of the folder ({} when absent); for GGUF, bos/eos/pad from the tokenizer.ggml.* ids. */
   readonly generationConfig: Record<string, unknown>;
   /** How the base weights are quantized; undefined for a dense model. */
   readonly quantization: { type: QuantizeKind; doubleQuant: boolean; blockSize: number; prequantized: boolean } | undefined;
 
-  private constructor(handle: NativeModel, dir: string, dtype: Dtype, device: string) {
+  private constructor(handle: NativeModel, dir: string, dtype: Dtype, device: string, gguf?: { source: ModelSourceInfo; generationConfig: Record<string, unknown> }) {
     this.#native = handle;
     this.dir = dir;
     this.dtype = dtype;
@@ -131,8 +155,14 @@ export class Model {
     this.config = JSON.parse(handle.configJson()) as ModelConfig;
     this.warnings = handle.warnings();
     this.quantization = handle.quantization() ?? undefined;
-    const genFile = join(dir, 'generation_config.json');
-    this.generationConfig = existsSync(genFile) ? (JSON.parse(readFileSync(genFile, 'utf8')) as Record<string, unknown>) : {};
+    if (gguf) {
+      this.source = gguf.source;
+      this.generationConfig = gguf.generationConfig;
+    } else {
+      this.source = { format: 'hf', path: dir };
+      const genFile = join(dir, 'generation_config.json');
+      this.generationConfig = existsSync(genFile) ? (JSON.parse(readFileSync(genFile, 'utf8')) as Record<string, unknown>) : {};
+    }
   }
 
   /** Ids that end generation by default: generation_config.json's eos, else config.json's. */
@@ -154,6 +184,12 @@ export class Model {
     return generateTokens(this, prompt, options);
   }
 
+  /**
+   * Loads a model: a Hugging Face folder (config.json + *.safetensors), a hub id (org/name), a GGUF
+   * file (llama.cpp's format: any path ending in .gguf or a file starting with the GGUF magic;
+   * quantized tensors are dequantized to `dtype`, or requantized with `quantize`), or
+   * `ollama:NAME[:TAG]` (the GGUF blob of a model Ollama has pulled; $OLLAMA_MODELS or ~/.ollama/models).
+   */
   static async load(dir: string, options: ModelLoadOptions = {}): Promise<Model> {
     if (options.dtype !== undefined && options.computeDtype !== undefined && options.dtype !== options.computeDtype) {
       throw optionError('computeDtype', `'${String(options.computeDtype)}' contradicts dtype '${String(options.dtype)}' (they are the same setting; give one)`);
@@ -181,6 +217,8 @@ export class Model {
       if (!Number.isInteger(options.threads) || options.threads < 1) throw optionError('threads', 'must be a positive integer');
       native().setThreads(options.threads);
     }
+    const ggufFile = typeof dir === 'string' && dir.startsWith('ollama:') ? await resolveOllamaModel(dir) : ggufPath(dir);
+    if (ggufFile !== undefined) return Model.loadGguf(dir, ggufFile, { dtype, device, quantize: quantize ?? 'none', doubleQuant, blockSize });
     let abs = resolve(dir);
     if (!existsSync(abs) && looksLikeHubId(dir)) {
       // A hub id ('Qwen/Qwen2.5-0.5B-Instruct'): download into (or find in) the shared HF cache.
@@ -192,6 +230,22 @@ export class Model {
     try {
       const handle = await native().loadModel(abs, { dtype, device, quantize: quantize ?? 'none', doubleQuant, blockSize });
       return new Model(handle, abs, dtype, device);
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  private static async loadGguf(
+    spec: string,
+    file: string,
+    opts: { dtype: Dtype; device: string; quantize: string; doubleQuant: boolean; blockSize: number },
+  ): Promise<Model> {
+    const header = await readGguf(file);
+    const plan = await planGgufModel(header);
+    const source: ModelSourceInfo = { format: 'gguf', path: file, spec, architecture: plan.arch, quantTypes: plan.quantTypes, hfConfig: plan.config };
+    try {
+      const handle = await native().loadModel(file, { ...opts, gguf: { configJson: JSON.stringify(plan.config), tensors: plan.tensors } });
+      return new Model(handle, file, opts.dtype, opts.device, { source, generationConfig: plan.generationConfig });
     } catch (e) {
       throw fromNative(e);
     }
@@ -307,6 +361,9 @@ export class Model {
 
   /** Writes the model (with merged adapters, if any) as a Hugging Face folder. */
   async save(dir: string, options: SaveModelOptions = {}): Promise<void> {
+    if (this.source.format === 'gguf') {
+      throw new LorafitError('E_GGUF', `${this.source.path}: saving a model loaded from GGUF as a Hugging Face folder is not supported yet (export it with exportGguf, or save a LoRA adapter)`);
+    }
     await saveModel(this, dir, options);
   }
 
@@ -330,6 +387,29 @@ export class Model {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.dispose();
+  }
+}
+
+/**
+ * The GGUF file `spec` names, or undefined for anything else: an existing file that starts with
+ * the GGUF magic (Ollama's blobs have no extension), or a path ending in .gguf (which readGguf
+ * then reports if it is missing or not GGUF).
+ */
+function ggufPath(spec: string): string | undefined {
+  if (typeof spec !== 'string') return undefined;
+  const abs = resolve(spec);
+  if (/\.gguf$/i.test(spec)) return abs;
+  try {
+    if (!statSync(abs).isFile()) return undefined;
+    const fd = openSync(abs, 'r');
+    try {
+      const magic = Buffer.alloc(4);
+      return readSync(fd, magic, 0, 4, 0) === 4 && magic.toString('latin1') === 'GGUF' ? abs : undefined;
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return undefined;
   }
 }
 
