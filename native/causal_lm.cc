@@ -24,9 +24,14 @@ CausalLM::CausalLM(ModelConfig config, at::ScalarType dtype, at::Device device)
 
 std::unique_ptr<CausalLM> CausalLM::load(const std::string& dir, const LoadOptions& options) {
   ModelConfig config = load_config(dir);
+  SafetensorsWeights weights(dir);
+  return load(config, weights, options, dir);
+}
+
+std::unique_ptr<CausalLM> CausalLM::load(const ModelConfig& config, WeightSource& weights, const LoadOptions& options,
+                                         const std::string& where) {
   std::unique_ptr<CausalLM> m(new CausalLM(config, options.dtype, options.device));
   const ModelConfig& c = m->config_;
-  WeightSource weights(dir);
   auto get = [&](const std::string& name, std::vector<int64_t> shape) {
     return weights.load(name, shape, options.dtype, options.device);
   };
@@ -40,7 +45,7 @@ std::unique_ptr<CausalLM> CausalLM::load(const std::string& dir, const LoadOptio
     if (weights.has(key + kBnbNf4StateSuffix) || weights.has(key + kBnbFp4StateSuffix)) {
       // A pre-quantized bitsandbytes checkpoint: keep the stored NF4 weight as it is.
       if (options.quantize == QuantKind::kInt8)
-        throw Error("E_OPTION", "option 'quantize': " + dir + " holds NF4 (bitsandbytes 4-bit) weights; load it without quantize or with quantize 'nf4'");
+        throw Error("E_OPTION", "option 'quantize': " + where + " holds NF4 (bitsandbytes 4-bit) weights; load it without quantize or with quantize 'nf4'");
       Nf4Weight q = bnb_nf4_deserialize([&](const std::string& n) { return weights.raw(n); }, key, {out, in});
       if (!options.device.is_cpu()) {
         for (at::Tensor* t : {&q.packed, &q.absmax, &q.absmax_q, &q.absmax2, &q.nested_code})
@@ -53,7 +58,7 @@ std::unique_ptr<CausalLM> CausalLM::load(const std::string& dir, const LoadOptio
       return LoraLinear(std::make_shared<const QuantizedWeight>(std::move(q)), b, options.dtype);
     }
     if (weights.has(prefix + ".SCB"))
-      throw Error("E_QUANT_STATE", dir + ": '" + prefix + ".SCB' marks a bitsandbytes 8-bit checkpoint, which lorafit does not read; "
+      throw Error("E_QUANT_STATE", where + ": '" + prefix + ".SCB' marks a bitsandbytes 8-bit checkpoint, which lorafit does not read; "
                                            "load the original weights with quantize: 'int8' instead");
     if (options.quantize == QuantKind::kNone) return LoraLinear(get(key, {out, in}), b);
     // As transformers does: cast to the compute dtype, then quantize. One tensor at a time: the
@@ -103,7 +108,7 @@ std::unique_ptr<CausalLM> CausalLM::load(const std::string& dir, const LoadOptio
   } else if (weights.has("lm_head.weight")) {
     m->lm_head_ = get("lm_head.weight", {c.vocab_size, H});
   } else {
-    throw Error("E_SAFETENSORS", dir + ": config.json says tie_word_embeddings is false, but 'lm_head.weight' is missing");
+    throw Error(weights.error_code(), where + ": the model config says tie_word_embeddings is false, but 'lm_head.weight' is missing");
   }
   for (const auto& name : weights.unused())
     if (name != "lm_head.weight" && name.find("rotary_emb.inv_freq") == std::string::npos)
@@ -289,7 +294,7 @@ void CausalLM::set_full_training(bool on) {
 void CausalLM::load_weights(const std::string& dir) {
   if (storage_report().quantized_params > 0)
     throw Error("E_QUANTIZED", "loadWeights needs dense weights; this model's base is quantized: load " + dir + " with Model.load and 'quantize' instead");
-  WeightSource weights(dir);
+  SafetensorsWeights weights(dir);
   at::NoGradGuard no_grad;
   for (auto& [name, t] : named_parameters()) t.copy_(weights.load(name, t.sizes().vec(), t.scalar_type(), t.device()));
 }

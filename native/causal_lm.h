@@ -19,6 +19,8 @@
 
 namespace lorafit {
 
+class WeightSource;  // state_dict.h
+
 struct LoadOptions {
   at::ScalarType dtype = at::kFloat;  // the compute dtype (embeddings, norms, lm_head, activations)
   at::Device device = at::kCPU;
@@ -50,7 +52,11 @@ struct ForwardOutput {
 
 class CausalLM {
  public:
+  // A Hugging Face folder (config.json + safetensors).
   static std::unique_ptr<CausalLM> load(const std::string& dir, const LoadOptions& options);
+  // Any weight source (a GGUF file: GgufWeights); `where` names it in messages.
+  static std::unique_ptr<CausalLM> load(const ModelConfig& config, WeightSource& weights, const LoadOptions& options,
+                                        const std::string& where);
 
   // input_ids: [B, T] int64
   ForwardOutput forward(const at::Tensor& input_ids, const ForwardOptions& options, const ForwardContext& ctx) const;

@@ -17,7 +17,7 @@ bool exists(const std::string& p) {
 }
 }  // namespace
 
-WeightSource::WeightSource(const std::string& dir) : dir_(dir) {
+SafetensorsWeights::SafetensorsWeights(const std::string& dir) : dir_(dir) {
   const std::string index_path = dir + "/model.safetensors.index.json";
   std::vector<std::string> shard_names;
   if (exists(index_path)) {
@@ -64,7 +64,7 @@ WeightSource::WeightSource(const std::string& dir) : dir_(dir) {
   }
 }
 
-at::Tensor WeightSource::view(const std::string& name, at::IntArrayRef expected) {
+at::Tensor SafetensorsWeights::view(const std::string& name, at::IntArrayRef expected) {
   auto it = where_.find(name);
   if (it == where_.end()) throw Error("E_SAFETENSORS", dir_ + ": weight '" + name + "' is missing from the checkpoint");
   SafetensorsFile& file = *files_.at(it->second);
@@ -79,7 +79,7 @@ at::Tensor WeightSource::view(const std::string& name, at::IntArrayRef expected)
   return file.view(info);
 }
 
-at::Tensor WeightSource::load(const std::string& name, at::IntArrayRef expected, at::ScalarType dtype, at::Device device) {
+at::Tensor SafetensorsWeights::load(const std::string& name, at::IntArrayRef expected, at::ScalarType dtype, at::Device device) {
   at::Tensor v = view(name, expected);
   // copy=true: the result must own its memory; the map is released after loading.
   at::Tensor out = v.to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
@@ -87,7 +87,7 @@ at::Tensor WeightSource::load(const std::string& name, at::IntArrayRef expected,
   return out;
 }
 
-at::Tensor WeightSource::raw(const std::string& name) {
+at::Tensor SafetensorsWeights::raw(const std::string& name) {
   auto it = where_.find(name);
   if (it == where_.end()) return at::Tensor();
   SafetensorsFile& file = *files_.at(it->second);
@@ -98,14 +98,14 @@ at::Tensor WeightSource::raw(const std::string& name) {
   return out;
 }
 
-void WeightSource::release(const std::string& name) {
+void SafetensorsWeights::release(const std::string& name) {
   auto it = where_.find(name);
   if (it == where_.end()) return;
   SafetensorsFile& file = *files_.at(it->second);
   if (const TensorInfo* info = file.find(name)) file.release(*info);
 }
 
-std::vector<std::string> WeightSource::unused() const {
+std::vector<std::string> SafetensorsWeights::unused() const {
   std::vector<std::string> out;
   for (const auto& [name, idx] : where_)
     if (!loaded_.count(name)) out.push_back(name);
