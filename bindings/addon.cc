@@ -1,6 +1,7 @@
 // Module entry: registers the native classes and process-wide functions.
 #include <napi.h>
 
+#include "gguf.h"
 #include "model_wrap.h"
 #include "runtime.h"
 #include "worker.h"
@@ -30,6 +31,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaAvailable", Napi::Function::New(env, CudaAvailable));
   exports.Set("torchVersion", Napi::String::New(env, lorafit::torch_version()));
   ModelWrap::Init(env, exports);
+  InitGguf(env, exports);
   return exports;
 }
 

@@ -4,6 +4,7 @@
 
 #include "convert.h"
 #include "error.h"
+#include "gguf.h"
 #include "runtime.h"
 #include "worker.h"
 
@@ -76,12 +77,15 @@ Napi::Value ModelWrap::Load(const Napi::CallbackInfo& info) {
     else if (quantize == "int8") options.quantize = lorafit::QuantKind::kInt8;
     else if (quantize != "none") throw lorafit::Error("E_OPTION", "option 'quantize' must be 'nf4' or 'int8', got '" + quantize + "'");
   });
+  // options.gguf: `dir` is a .gguf file whose tensor table lib/gguf has read (gguf.cc).
+  auto gguf = std::make_shared<GgufSource>();
+  const bool from_gguf = ReadGgufOption(env, opts, gguf.get());
   auto result = std::make_shared<std::shared_ptr<lorafit::CausalLM>>();
   return PromiseWorker::Start(
       env,
-      [dir, options, result] {
+      [dir, options, result, from_gguf, gguf] {
         at::NoGradGuard no_grad;
-        *result = std::shared_ptr<lorafit::CausalLM>(lorafit::CausalLM::load(dir, options));
+        *result = std::shared_ptr<lorafit::CausalLM>(from_gguf ? LoadGgufModel(dir, *gguf, options) : lorafit::CausalLM::load(dir, options));
       },
       [result](Napi::Env env) -> Napi::Value {
         auto external = Napi::External<std::shared_ptr<lorafit::CausalLM>>::New(env, result.get());

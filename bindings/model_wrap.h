@@ -15,7 +15,7 @@ namespace lorafit_bindings {
 class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
  public:
   static Napi::Object Init(Napi::Env env, Napi::Object exports);
-  // loadModel(dir, { dtype, device, quantize?, doubleQuant?, blockSize? }) -> Promise<ModelWrap>
+  // loadModel(dir, { dtype, device, quantize?, doubleQuant?, blockSize?, gguf? }) -> Promise<ModelWrap>
   static Napi::Value Load(const Napi::CallbackInfo& info);
   explicit ModelWrap(const Napi::CallbackInfo& info);
 

@@ -90,11 +90,34 @@ export interface NativeStorageReport {
   otherBytes: number;
 }
 
+/** One tensor of a GGUF file, under its Hugging Face name (bindings/gguf.cc). */
+export interface NativeGgufTensor {
+  /** HF name, e.g. model.layers.0.self_attn.q_proj.weight */
+  name: string;
+  /** Absolute byte offset of the tensor data in the file. */
+  offset: number;
+  /** ggml_type number (lib/gguf/ggml-types.ts). */
+  type: number;
+  /** HF/numpy order, outermost first (ggml's ne reversed). */
+  shape: number[];
+  /** > 0: undo llama.cpp's Q/K rotary row permutation with this many heads (q: heads, k: kv heads). */
+  permuteHeads?: number;
+}
+
+/** loadModel's `gguf` option: the path is then a .gguf file and these describe it. */
+export interface NativeGgufSource {
+  /** An HF config.json (text) mapped from the GGUF metadata. */
+  configJson: string;
+  tensors: NativeGgufTensor[];
+}
+
 export interface NativeAddon {
   loadModel(
     dir: string,
-    options: { dtype: string; device: string; quantize?: string; doubleQuant?: boolean; blockSize?: number },
+    options: { dtype: string; device: string; quantize?: string; doubleQuant?: boolean; blockSize?: number; gguf?: NativeGgufSource },
   ): Promise<NativeModel>;
+  /** Decodes `count` values of ggml type `type` (data must hold exactly their bytes); synchronous. */
+  ggufDequantize(data: Uint8Array, type: number, count: number): Float32Array;
   setThreads(n: number): number;
   getThreads(): number;
   cudaAvailable(): boolean;
