@@ -12,6 +12,11 @@
  * (robust to templates that trim content or to content repeated in earlier turns). Otherwise fall
  * back to searching the content (as is, trimmed, or after a `</think>` block) after the previous
  * turn.
+ *
+ * When the template has an end-of-turn marker but it does not follow an assistant message (a
+ * template that leaves the last turn open, a message cut short), that is an E_CHAT_TEMPLATE error
+ * naming the message (tokenize adds the record's file:line): ending the span at the content would
+ * silently train a model that never stops. Templates with no marker at all end spans at the content.
  */
 import type { ChatMessage } from '../chat-template.js';
 import { LorafitDataError } from './errors.js';
@@ -72,7 +77,14 @@ export function locateAssistantSpans(rendered: string, messages: ChatMessage[], 
     let end = contentEnd;
     if (marker !== null) {
       const at = rendered.indexOf(marker, contentEnd);
-      if (at >= 0) end = at + marker.length;
+      if (at < 0) {
+        throw new LorafitDataError(
+          'E_CHAT_TEMPLATE',
+          `assistant message ${index} is not closed by the template's end-of-turn marker ${JSON.stringify(marker)}, ` +
+            'so the model would not learn to stop; use a template that closes every assistant turn, or trainOn: "all"',
+        );
+      }
+      end = at + marker.length;
     }
     spans.push({ start, end, messageIndex: index });
     cursor = end;

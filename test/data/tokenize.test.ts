@@ -192,3 +192,28 @@ describe('datasets: truncation, dropping, packing', () => {
     expect(stats.droppedNoLabels).toBe(want.length - kept.length);
   });
 });
+
+describe('an assistant turn the template does not close', () => {
+  // ChatML that leaves an assistant turn open when it ends in "..." (to be continued).
+  const OPEN_LAST =
+    "{%- for m in messages -%}<|im_start|>{{ m.role }}\n{{ m.content }}{%- if not (m.role == 'assistant' and m.content.endswith('...')) -%}<|im_end|>\n{%- endif -%}{%- endfor -%}" +
+    '{%- if add_generation_prompt -%}<|im_start|>assistant\n{%- endif -%}';
+  const messages: ChatMessage[] = [
+    { role: 'user', content: 'Hi' },
+    { role: 'assistant', content: 'Hello there...' },
+  ];
+
+  it('is an E_CHAT_TEMPLATE error naming the record (file:line) and the marker, not a span that ends early', async () => {
+    const tok = await loadTokenizer('qwen3', { chatTemplate: OPEN_LAST });
+    expect(tok.endOfTurn?.trim()).toBe('<|im_end|>');
+    const record: DataRecord = { ...chat(messages), source: { file: 'data.jsonl', line: 7 } };
+    const err = await tokenizeRecord(tok, record).catch((e) => e);
+    expect(err.code).toBe('E_CHAT_TEMPLATE');
+    expect(err.message).toMatch(/^data\.jsonl:7: assistant message 1 is not closed/);
+    expect(err.message).toContain('<|im_end|>');
+    // trainOn: 'all' needs no spans and still works; a closed turn trains through its marker.
+    expect((await tokenizeRecord(tok, record, { trainOn: 'all' })).inputIds.length).toBeGreaterThan(0);
+    const closed = await tokenizeRecord(tok, chat([messages[0], { role: 'assistant', content: 'Hello there.' }]));
+    expect((await trainedRuns(tok, closed)).map((r) => r.trim())).toEqual(['Hello there.<|im_end|>']);
+  });
+});
