@@ -10,6 +10,7 @@ export interface GenerateOptions {
   maxNewTokens?: number;
   /** Sample instead of greedy decoding (default: generation_config.json's do_sample, else false). */
   doSample?: boolean;
+  /** Softmax temperature when sampling; 0 means greedy decoding (whatever doSample says). */
   temperature?: number;
   topK?: number;
   topP?: number;
@@ -39,13 +40,15 @@ export function samplingOptions(model: Model, o: GenerateOptions): NativeSamplin
   const topK = o.topK ?? (g.top_k as number | undefined) ?? 0;
   const topP = o.topP ?? (g.top_p as number | undefined) ?? 1.0;
   const repetitionPenalty = o.repetitionPenalty ?? (g.repetition_penalty as number | undefined) ?? 1.0;
-  if (!(temperature > 0)) throw optionError('temperature', 'must be > 0 (use doSample: false for greedy decoding)');
+  // 0 is greedy decoding, as OpenAI clients send it (transformers ignores temperature when greedy).
+  if (!(temperature >= 0) || !Number.isFinite(temperature)) throw optionError('temperature', 'must be a number >= 0 (0: greedy decoding)');
   if (!Number.isInteger(topK) || topK < 0) throw optionError('topK', 'must be a non-negative integer');
   if (!(topP > 0 && topP <= 1)) throw optionError('topP', 'must be in (0, 1]');
   if (!(repetitionPenalty > 0)) throw optionError('repetitionPenalty', 'must be > 0');
   const eos = o.eosTokenId === undefined ? model.eosTokenIds : Array.isArray(o.eosTokenId) ? o.eosTokenId : [o.eosTokenId];
   const adapters = o.adapter === undefined ? undefined : o.adapter === null ? [] : [typeof o.adapter === 'string' ? o.adapter : o.adapter.name];
-  return { greedy: !doSample, temperature, topK, topP, repetitionPenalty, seed: o.seed ?? 0, eosTokenIds: eos, adapters };
+  const greedy = !doSample || temperature === 0;
+  return { greedy, temperature: greedy ? 1.0 : temperature, topK, topP, repetitionPenalty, seed: o.seed ?? 0, eosTokenIds: eos, adapters };
 }
 
 /** Streams new token ids for one prompt. Ends after an eos id (included) or maxNewTokens. */

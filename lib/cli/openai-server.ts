@@ -233,10 +233,11 @@ function generationParams(body: Record<string, unknown>): { maxTokens?: number; 
     stop = list as string[];
   }
   const sampling: GenerateOptions = { topP, topK, repetitionPenalty, seed, stop };
-  // temperature 0 is greedy; none leaves generation_config.json's choice.
+  // A temperature samples at it, 0 decodes greedily (the library's rule); none leaves
+  // generation_config.json's choice.
   if (temperature !== undefined) {
     sampling.doSample = temperature > 0;
-    if (temperature > 0) sampling.temperature = temperature;
+    sampling.temperature = temperature;
   }
   return { maxTokens, sampling };
 }
