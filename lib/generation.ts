@@ -19,8 +19,16 @@ export interface GenerateOptions {
   seed?: number;
   /** Stop after these ids (default: generation_config.json / config.json eos, and the tokenizer's end-of-turn). */
   eosTokenId?: number | number[];
-  /** Text that ends generation (not included in the output). */
+  /**
+   * Text that ends generation. At the id level (Model.generate / generateStream) a row ends with
+   * the token that completes a stop string (that token included, as transformers' stop_strings),
+   * which needs `decoder`; streamText / chat() cut the text before the string.
+   */
   stop?: string[];
+  /** Decodes the new ids to find `stop` strings (a Tokenizer). */
+  decoder?: TextDecoderLike;
+  /** Token-id sequences that end a row when its new ids end with one (the sequence included). */
+  stopSequences?: number[][];
   /** Adapter for this call: a name, or null for the base model (default: the active adapters). */
   adapter?: string | { name: string } | null;
   signal?: AbortSignal;
@@ -62,6 +70,7 @@ export async function* generateRows(model: Model, prompts: number[][], o: Genera
   if (!Number.isInteger(maxNew) || maxNew < 1) throw optionError('maxNewTokens', 'must be a positive integer');
   if (prompts.length === 0 || prompts.some((p) => p.length === 0)) throw new LorafitError('E_INPUT', 'generate: every prompt needs at least one token');
   const sampling = samplingOptions(model, o);
+  const stopper = rowStopper(o, prompts.length);
   const T = Math.max(...prompts.map((p) => p.length));
   const ids = new Int32Array(prompts.length * T);
   const mask = new Int32Array(prompts.length * T);
@@ -86,6 +95,7 @@ export async function* generateRows(model: Model, prompts: number[][], o: Genera
         step.forEach((t, b) => {
           if (sampling.eosTokenIds.includes(t)) ended[b] = true;
         });
+        if (stopper) for (const b of await stopper(row)) ended[b] = true;
         yield row;
         produced++;
       }
@@ -94,6 +104,49 @@ export async function* generateRows(model: Model, prompts: number[][], o: Genera
   } finally {
     if (!model.disposed) handle.generateEnd(session);
   }
+}
+
+// Stop-string arrays that a streamText consumer cuts on decoded text: chat() hands the same
+// array to the model and to streamText, so the id level need not decode them a second time.
+const textLevelStops = new WeakMap<readonly string[], number>();
+
+/**
+ * Checks `stop` / `stopSequences` / `decoder` and returns a function that, given the tokens of
+ * one step (-1: row already ended), says which rows a stop string or sequence has just ended.
+ * Strings without a decoder are refused, never ignored.
+ */
+function rowStopper(o: GenerateOptions, rows: number): ((step: number[]) => Promise<number[]>) | null {
+  const stop = o.stop ?? [];
+  if (!Array.isArray(stop) || stop.some((x) => typeof x !== 'string' || x.length === 0)) throw optionError('stop', 'must be an array of non-empty strings');
+  const sequences = o.stopSequences ?? [];
+  if (!Array.isArray(sequences) || sequences.some((q) => !Array.isArray(q) || q.length === 0 || q.some((t) => !Number.isInteger(t) || t < 0))) {
+    throw optionError('stopSequences', 'must be an array of non-empty arrays of token ids');
+  }
+  const decoder = o.decoder;
+  if (decoder !== undefined && typeof decoder?.decode !== 'function') throw optionError('decoder', 'must have decode(ids) (a Tokenizer)');
+  const strings = stop.length > 0 && !textLevelStops.has(stop) ? stop : [];
+  if (strings.length > 0 && !decoder) {
+    throw optionError('stop', 'stop strings need the text of the new tokens: pass decoder: tokenizer, give token ids as stopSequences, or use chat() / streamText');
+  }
+  if (strings.length === 0 && sequences.length === 0) return null;
+  const produced: number[][] = Array.from({ length: rows }, () => []);
+  return async (step) => {
+    const hits: number[] = [];
+    for (let b = 0; b < rows; b++) {
+      if (step[b] < 0) continue;
+      const ids = produced[b];
+      ids.push(step[b]);
+      if (sequences.some((q) => q.length <= ids.length && q.every((t, i) => ids[ids.length - q.length + i] === t))) {
+        hits.push(b);
+        continue;
+      }
+      if (strings.length > 0) {
+        const text = await decoder!.decode(ids, { skipSpecialTokens: true });
+        if (strings.some((x) => text.includes(x))) hits.push(b);
+      }
+    }
+    return hits;
+  };
 }
 
 /** Generates for a batch of prompts; returns the new tokens of each row (eos included). */
@@ -109,6 +162,18 @@ export async function generateBatch(model: Model, prompts: number[][], o: Genera
  * tokens.
  */
 export async function* streamText(tokens: AsyncIterable<number>, decoder: TextDecoderLike, stop: string[] = [], skipIds: number[] = []): AsyncGenerator<string> {
+  // While this runs, the id level leaves these stop strings to it (see rowStopper).
+  textLevelStops.set(stop, (textLevelStops.get(stop) ?? 0) + 1);
+  try {
+    yield* textPieces(tokens, decoder, stop, skipIds);
+  } finally {
+    const n = (textLevelStops.get(stop) ?? 1) - 1;
+    if (n > 0) textLevelStops.set(stop, n);
+    else textLevelStops.delete(stop);
+  }
+}
+
+async function* textPieces(tokens: AsyncIterable<number>, decoder: TextDecoderLike, stop: string[], skipIds: number[]): AsyncGenerator<string> {
   const ids: number[] = [];
   let emitted = 0;  // characters of `text` already emitted
   const holdBack = stop.length ? Math.max(...stop.map((s) => s.length)) - 1 : 0;

@@ -42,4 +42,52 @@ describe('generation options on the llama fixture', () => {
     await expect(model.generate(prompt, { maxNewTokens: 2, temperature: Number.NaN })).rejects.toMatchObject({ code: 'E_OPTION' });
   });
 
+  it('stop strings without a decoder are refused, naming the option', async () => {
+    const err = await model.generate(prompt, { maxNewTokens: 4, stop: ['x'] }).catch((e) => e);
+    expect(err.code).toBe('E_OPTION');
+    expect(err.message).toMatch(/stop/);
+    expect(err.message).toMatch(/decoder/);
+    const stream = model.generateStream(prompt, { maxNewTokens: 4, stop: ['x'] });
+    await expect(stream.next()).rejects.toMatchObject({ code: 'E_OPTION' });
+    await expect(model.generate(prompt, { stopSequences: [[]] })).rejects.toMatchObject({ code: 'E_OPTION', message: expect.stringMatching(/stopSequences/) });
+    await expect(model.generate(prompt, { stop: [''], decoder: letters })).rejects.toMatchObject({ code: 'E_OPTION' });
+  });
+
+  it('a stop string ends the row with the token that completes it (decoder given)', async () => {
+    const free = greedy;
+    const text = await letters.decode(free);
+    const stop = text.slice(3, 5);
+    // The first k whose decoded prefix holds the stop string.
+    let k = 0;
+    while (!(await letters.decode(free.slice(0, k + 1))).includes(stop)) k++;
+    const [row] = await model.generate(prompt, { maxNewTokens: 8, eosTokenId: [], stop: [stop], decoder: letters });
+    expect(row).toEqual(free.slice(0, k + 1));
+    expect(row.length).toBeLessThan(free.length);
+    const streamed: number[] = [];
+    for await (const t of model.generateStream(prompt, { maxNewTokens: 8, eosTokenId: [], stop: [stop], decoder: letters })) streamed.push(t);
+    expect(streamed).toEqual(row);
+  });
+
+  it('stopSequences end a row on token ids; in a batch only the row that matched ends', async () => {
+    const seq = greedy.slice(3, 5);
+    let end = 2;
+    while (!(greedy[end - 1] === seq[0] && greedy[end] === seq[1])) end++;
+    const [row] = await model.generate(prompt, { maxNewTokens: 8, eosTokenId: [], stopSequences: [seq] });
+    expect(row).toEqual(greedy.slice(0, end + 1));
+    const short = prompt.slice(3);
+    const [other] = await model.generate(short, { maxNewTokens: 8, eosTokenId: [] });
+    const otherHits = other.some((t, i) => i > 0 && other[i - 1] === seq[0] && t === seq[1]);
+    const batch = await model.generate([prompt, short], { maxNewTokens: 8, eosTokenId: [], stopSequences: [seq] });
+    expect(batch[0]).toEqual(row);
+    if (!otherHits) expect(batch[1]).toEqual(other);
+  });
+
+  it('streamText over generateStream handles the same stop array without a decoder (as chat() does)', async () => {
+    const stop = [await bytes.decode(greedy.slice(2, 3))];
+    const pieces = await collect(streamText(model.generateStream(prompt, { maxNewTokens: 8, eosTokenId: [], stop }), bytes, stop));
+    const full = await bytes.decode(greedy);
+    expect(pieces.join('')).toBe(full.slice(0, full.indexOf(stop[0])));
+    // Once that stream is done the array is no longer claimed: the id level refuses it again.
+    await expect(model.generate(prompt, { maxNewTokens: 2, stop })).rejects.toMatchObject({ code: 'E_OPTION' });
+  });
 });
