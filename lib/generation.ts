@@ -159,7 +159,8 @@ export async function generateBatch(model: Model, prompts: number[][], o: Genera
 /**
  * Streams text pieces: decodes the growing id list and emits only complete characters (a piece
  * never ends in half a UTF-8 sequence), and stops before any stop string, even one split across
- * tokens.
+ * tokens. When the tokens run out, the rest is emitted as decoded: a trailing U+FFFD (a character
+ * cut off by maxNewTokens, or one the model wrote) is kept, never dropped.
  */
 export async function* streamText(tokens: AsyncIterable<number>, decoder: TextDecoderLike, stop: string[] = [], skipIds: number[] = []): AsyncGenerator<string> {
   // While this runs, the id level leaves these stop strings to it (see rowStopper).
@@ -195,7 +196,7 @@ async function* textPieces(tokens: AsyncIterable<number>, decoder: TextDecoderLi
   }
   const text = await decoder.decode(ids, { skipSpecialTokens: true });
   const hit = firstStop(text, stop, 0);
-  const end = hit >= 0 ? hit : text.replace(/\uFFFD+$/, '').length;
+  const end = hit >= 0 ? hit : text.length;
   if (end > emitted) yield text.slice(emitted, end);
 }
 

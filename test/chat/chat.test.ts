@@ -57,7 +57,7 @@ describe('chat on a tiny qwen2 model with the Qwen3 tokenizer', () => {
     expect(stops).toContain(tokenizer.tokenToId('<|im_end|>'));
     const [generated] = await model.generate(ids, { maxNewTokens: 24, eosTokenId: stops, adapter: null });
     const cut = generated.findIndex((t) => stops.includes(t));
-    const expected = (await tokenizer.decode(cut < 0 ? generated : generated.slice(0, cut), { skipSpecialTokens: true })).replace(/\uFFFD+$/, '');
+    const expected = await tokenizer.decode(cut < 0 ? generated : generated.slice(0, cut), { skipSpecialTokens: true });
     const stats: GenerationStats = { promptTokens: 0, completionTokens: 0, finishReason: null };
     const answer = await chat(model, tokenizer, messages, { maxNewTokens: 24, adapter: null }, stats);
     expect(answer).toBe(expected);
@@ -77,7 +77,7 @@ describe('chat on a tiny qwen2 model with the Qwen3 tokenizer', () => {
     expect(k).toBeGreaterThanOrEqual(2);
     const stats: GenerationStats = { promptTokens: 0, completionTokens: 0, finishReason: null };
     const answer = await chat(model, tokenizer, messages, { maxNewTokens: 12, eosTokenId: free[k], adapter: null }, stats);
-    expect(answer).toBe((await tokenizer.decode(free.slice(0, k), { skipSpecialTokens: true })).replace(/\uFFFD+$/, ''));
+    expect(answer).toBe(await tokenizer.decode(free.slice(0, k), { skipSpecialTokens: true }));
     expect(stats.finishReason).toBe('stop');
     expect(stats.completionTokens).toBe(k + 1);
     const long = await chat(model, tokenizer, messages, { maxNewTokens: 12, eosTokenId: [], adapter: null }, stats);

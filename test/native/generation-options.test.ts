@@ -91,3 +91,17 @@ describe('generation options on the llama fixture', () => {
     await expect(model.generate(prompt, { maxNewTokens: 2, stop })).rejects.toMatchObject({ code: 'E_OPTION' });
   });
 });
+
+describe('streamText final flush', () => {
+  it('keeps a trailing U+FFFD: a character cut off by the end, and one the model wrote', async () => {
+    const cut = [...Buffer.from('ab', 'utf8'), ...Buffer.from('秋', 'utf8').subarray(0, 2)];
+    const pieces = await collect(streamText(fromArray(cut), bytes));
+    expect(pieces.join('')).toBe(await bytes.decode(cut));
+    expect(pieces.join('')).toBe('ab\uFFFD');
+    expect(pieces.slice(0, -1).every((p) => !p.endsWith('\uFFFD'))).toBe(true);
+    const written = [...Buffer.from('x\uFFFD\uFFFD', 'utf8')];
+    expect((await collect(streamText(fromArray(written), bytes))).join('')).toBe('x\uFFFD\uFFFD');
+    // A stop string still cuts before itself in the final flush.
+    expect((await collect(streamText(fromArray(cut), bytes, ['b']))).join('')).toBe('a');
+  });
+});
