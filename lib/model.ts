@@ -6,7 +6,7 @@
 import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { resolveOllamaModel } from './gguf/ollama.js';
-import { planGgufModel } from './gguf/plan.js';
+import { checkNormOffset, planGgufModel } from './gguf/plan.js';
 import { readGguf } from './gguf/reader.js';
 import { looksLikeHubId, resolveModelPath } from './hub/resolve.js';
 import { saveModel, type SaveModelOptions } from './save-model.js';
@@ -245,6 +245,14 @@ export class Model {
     const source: ModelSourceInfo = { format: 'gguf', path: file, spec, architecture: plan.arch, quantTypes: plan.quantTypes, hfConfig: plan.config };
     try {
       const handle = await native().loadModel(file, { ...opts, gguf: { configJson: JSON.stringify(plan.config), tensors: plan.tensors } });
+      const wrong = await checkNormOffset(header, plan, (name) => handle.parameter(name)).catch((e: unknown) => {
+        handle.dispose();
+        throw e;
+      });
+      if (wrong) {
+        handle.dispose();
+        throw new LorafitError('E_GGUF', wrong);
+      }
       return new Model(handle, file, opts.dtype, opts.device, { source, generationConfig: plan.generationConfig });
     } catch (e) {
       throw fromNative(e);

@@ -10,7 +10,10 @@
 //     256 (equal for the 2B and 9B). lorafit does what llama.cpp does;
 //   - rope scaling (`<arch>.rope.scaling.*`, Llama 3's `rope_freqs.weight` factors): transformers reads
 //     it for gpt-oss only;
-//   - Gemma 1 (`gemma`): transformers refuses the architecture; the keys map as for Gemma 2.
+//   - Gemma 1 (`gemma`): transformers refuses the architecture; the keys map as for Gemma 2;
+//   - Mistral (llama with general.name exactly "mistral"): model_type mistral as transformers makes
+//     it, but with sliding_window null (see below); transformers 5.23 + gguf 0.19 then fail to load
+//     the weights (gguf-py has no 'mistral' architecture name).
 import { LorafitError } from '../errors.js';
 import { metaNumber, metaString, type GgufFile, type GgufTensorInfo } from './reader.js';
 import { GGUF_ARCHS, type GgufArch } from './tensor-names.js';
@@ -80,6 +83,9 @@ export function ggufToHfConfig(f: GgufFile, options: { ropeFactors?: Float32Arra
   const modelType: HfModelType = arch === 'llama' && name === 'mistral' ? 'mistral' : arch;
   const c: Record<string, unknown> = { architectures: [ARCH_CLASS[modelType]], model_type: modelType };
   if (name !== undefined) c._model_name_or_path = name;
+  // GGUF stores no window for the llama architecture and llama.cpp attends to every position:
+  // a Mistral file means full attention, not MistralConfig's default window of 4096.
+  if (modelType === 'mistral') c.sliding_window = null;
 
   const set = (key: string, v: unknown): void => {
     if (v !== undefined) c[key] = v;

@@ -130,10 +130,10 @@ function expectedShapes(arch: GgufArch, c: Record<string, unknown>): Map<string,
   return out;
 }
 
-/** The values of a small F32 tensor (rope_freqs.weight). */
-async function readF32(f: GgufFile, t: GgufTensorInfo): Promise<Float32Array> {
+/** The values of a small F32 tensor (rope_freqs.weight, a norm weight). */
+export async function readF32(f: GgufFile, t: GgufTensorInfo): Promise<Float32Array> {
   if (t.typeName !== 'F32') fail(f, `tensor '${t.name}' has type ${t.typeName}; llama.cpp writes it as F32`);
-  if (t.nbytes > 1 << 20) fail(f, `tensor '${t.name}' is ${t.nbytes} bytes; rope factors take a few hundred`);
+  if (t.nbytes > 1 << 20) fail(f, `tensor '${t.name}' is ${t.nbytes} bytes, more than a rope-factor or norm tensor takes`);
   const fh = await open(f.path, 'r');
   try {
     const buf = Buffer.alloc(t.nbytes);
@@ -143,4 +143,30 @@ async function readF32(f: GgufFile, t: GgufTensorInfo): Promise<Float32Array> {
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * Checks on a loaded model that the native loader applied `add` (Gemma's norm - 1): the first
+ * F32 tensor with an offset is compared with the file's values. Returns undefined when it holds, or
+ * a message. (A guard: a loader that ignored the offset would give a model that runs, wrongly.)
+ */
+export async function checkNormOffset(
+  f: GgufFile,
+  plan: GgufModelPlan,
+  parameter: (name: string) => Promise<{ data: Float32Array }>,
+): Promise<string | undefined> {
+  const probe = plan.tensors.find((t) => t.add !== undefined && t.type === 0);
+  if (!probe) return undefined;
+  const info = f.tensors.find((t) => t.offset === probe.offset && t.type === probe.type);
+  if (!info) return undefined;
+  const raw = await readF32(f, info);
+  const got = (await parameter(probe.name)).data;
+  let asStored = 0;
+  let shifted = 0;
+  for (let i = 0; i < raw.length; i++) {
+    asStored += Math.abs(got[i] - raw[i]);
+    shifted += Math.abs(got[i] - (raw[i] + probe.add!));
+  }
+  if (shifted <= asStored) return undefined;
+  return `${f.path}: the native addon loaded '${info.name}' without the ${probe.add} that undoes llama.cpp's Gemma norm + 1 (the model would run, wrongly); this addon cannot load ${plan.arch} GGUF files yet`;
 }

@@ -70,7 +70,7 @@ describe('config', () => {
   });
 
   it('Mistral is llama with general.name exactly "mistral" (transformers checks membership in a one-item list)', async () => {
-    expect(ggufToHfConfig(await tiny({ name: 'mistral' })).config.model_type).toBe('mistral');
+    expect(ggufToHfConfig(await tiny({ name: 'mistral' })).config).toMatchObject({ model_type: 'mistral', sliding_window: null });
     expect(ggufToHfConfig(await tiny({ name: 'Mistral 7B Instruct v0.3' })).config.model_type).toBe('llama');
   });
 
