@@ -185,6 +185,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     let order = epochOrder(lengths, state.epoch, this.plan);
     let lastLoss = NaN;
     let status: FitResult['status'] = 'completed';
+    let skipsInARow = 0;
     while (state.globalStep < total) {
       if (o.signal?.aborted) await this.abort(state, outputDir);
       if (state.stepInEpoch >= perEpoch) {
@@ -198,12 +199,22 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
         const reason = `non-finite ${Number.isFinite(r.loss) ? 'gradient norm' : 'loss'} (loss ${r.loss}, grad norm ${r.gradNorm}) at step ${state.globalStep + 1}`;
         if (o.onNonFinite === 'error') throw new LorafitError('E_NON_FINITE', `${reason}; training stopped, the adapter keeps its last finite weights (onNonFinite: 'skip' skips such steps)`);
-        this.log.warn({ step: state.globalStep + 1 }, reason);
+        skipsInARow += 1;
+        // Weights an update has overflowed make every later step non-finite: skipping cannot help.
+        const bad = await this.nonFiniteWeight();
+        if (bad) {
+          throw new LorafitError('E_NON_FINITE', `${reason}, and the trained weight ${bad} is itself non-finite (an earlier update overflowed it), so no later step can be finite; training stopped (lower learningRate, or clip with maxGradNorm)`);
+        }
+        if (skipsInARow >= o.maxConsecutiveSkips) {
+          throw new LorafitError('E_NON_FINITE', `${skipsInARow} non-finite steps in a row (the last: ${reason}); training stopped (maxConsecutiveSkips: ${o.maxConsecutiveSkips}; lower learningRate, or clip with maxGradNorm)`);
+        }
+        this.log.warn({ step: state.globalStep + 1, skipsInARow }, reason);
         this.emit('skip', { step: state.globalStep + 1, reason });
         state.globalStep += 1;
         state.stepInEpoch += 1;
         continue;
       }
+      skipsInARow = 0;
       const lr = learningRateAt(state.globalStep, { base: o.learningRate, scheduler: o.lrScheduler, warmupSteps: warmup, totalSteps: total });
       const step = await this.optimizerStep(lr);
       state.globalStep += 1;
@@ -289,6 +300,15 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     this.log.info(event, 'eval');
     this.emit('eval', event);
     return event;
+  }
+
+  /** The first trained tensor holding a NaN/inf (adapter weights only; null for full-parameter training, which is not scanned). */
+  private async nonFiniteWeight(): Promise<string | null> {
+    if (!this.adapter) return null;
+    for (const [key, t] of await this.adapter.tensors()) {
+      for (let i = 0; i < t.data.length; i++) if (!Number.isFinite(t.data[i])) return key;
+    }
+    return null;
   }
 
   private async optimizerStep(lr: number): Promise<{ gradNorm: number; clipped: boolean }> {

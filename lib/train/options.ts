@@ -32,6 +32,7 @@ export interface TrainerOptions {
   earlyStoppingPatience?: number;   // stop after N evals without improvement (0: off)
   earlyStoppingThreshold?: number;  // minimum improvement of eval loss: 0
   onNonFinite?: 'error' | 'skip';   // a NaN/inf loss or gradient: stop with an error, or skip the step
+  maxConsecutiveSkips?: number;     // onNonFinite 'skip': stop with E_NON_FINITE after N non-finite steps in a row: 10
   padTokenId?: number;              // 0 (masked anyway)
   fullParameter?: boolean;          // train every base weight instead of an adapter (pretraining, full fine-tuning)
   gradientCheckpointing?: boolean;  // recompute each decoder layer in backward: less memory, ~30% more compute
@@ -78,6 +79,7 @@ export function resolveOptions(o: TrainerOptions): ResolvedOptions {
     earlyStoppingPatience: o.earlyStoppingPatience ?? 0,
     earlyStoppingThreshold: o.earlyStoppingThreshold ?? 0,
     onNonFinite: o.onNonFinite ?? 'error',
+    maxConsecutiveSkips: o.maxConsecutiveSkips ?? 10,
     padTokenId: o.padTokenId ?? 0,
     fullParameter: o.fullParameter ?? false,
     gradientCheckpointing: o.gradientCheckpointing ?? false,
@@ -101,6 +103,9 @@ export function resolveOptions(o: TrainerOptions): ResolvedOptions {
   if (!['adamw', 'sgd'].includes(r.optimizer)) throw optionError('optimizer', `must be 'adamw' or 'sgd', got '${r.optimizer}'`);
   if (!['constant', 'linear', 'cosine'].includes(r.lrScheduler)) throw optionError('lrScheduler', `must be 'constant', 'linear' or 'cosine', got '${r.lrScheduler}'`);
   if (!['error', 'skip'].includes(r.onNonFinite)) throw optionError('onNonFinite', "must be 'error' or 'skip'");
+  if (!Number.isInteger(r.maxConsecutiveSkips) || r.maxConsecutiveSkips < 1) {
+    throw optionError('maxConsecutiveSkips', `must be a positive integer (non-finite steps in a row before onNonFinite: 'skip' gives up), got ${r.maxConsecutiveSkips}`);
+  }
   return r;
 }
 

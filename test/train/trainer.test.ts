@@ -115,13 +115,42 @@ describe('Trainer', () => {
       const st = readSafetensors(join(out, d, 'adapter', 'adapter_model.safetensors'));
       for (const t of st.tensors.values()) expect(toFloat32(t).every(Number.isFinite)).toBe(true);
     }
-    const skip = await setup({ maxSteps: 12, optimizer: 'sgd', learningRate: 1e30, maxGradNorm: 0, onNonFinite: 'skip' });
+    await model.dispose();
+  });
+
+  it("onNonFinite: 'skip' gives up after maxConsecutiveSkips non-finite steps in a row, instead of skipping forever", async () => {
+    // lr 1e30 makes the weights absurd (finite) after step 1: every later loss is NaN.
+    const skip = await setup({ maxSteps: 30, optimizer: 'sgd', learningRate: 1e30, maxGradNorm: 0, onNonFinite: 'skip' });
     const skipped: number[] = [];
+    const steps: number[] = [];
     skip.trainer.on('skip', (s) => skipped.push(s.step));
-    const r = await skip.trainer.fit();
-    expect(r.globalStep).toBe(12);
-    expect(skipped.length).toBeGreaterThan(0);
-    await Promise.all([model.dispose(), skip.model.dispose()]);
+    skip.trainer.on('step', (s) => steps.push(s.step));
+    const err = await skip.trainer.fit().catch((e) => e);
+    expect(err.code).toBe('E_NON_FINITE');
+    expect(err.message).toMatch(/10 non-finite steps in a row .*maxConsecutiveSkips: 10/);
+    expect(steps).toEqual([1]);
+    expect(skipped).toEqual([2, 3, 4, 5, 6, 7, 8, 9, 10]);  // the 10th in a row stops instead
+    const three = await setup({ maxSteps: 30, optimizer: 'sgd', learningRate: 1e30, maxGradNorm: 0, onNonFinite: 'skip', maxConsecutiveSkips: 3 });
+    await expect(three.trainer.fit()).rejects.toThrow(/3 non-finite steps in a row/);
+    await Promise.all([skip.model.dispose(), three.model.dispose()]);
+  });
+
+  it("onNonFinite: 'skip' stops at once when the trained weights themselves are non-finite", async () => {
+    const { model, adapter, trainer } = await setup({ maxSteps: 10, onNonFinite: 'skip' });
+    const t = await adapter.tensors();
+    const key = [...t.keys()].find((k) => k.includes('lora_A'))!;
+    t.get(key)!.data[5] = Number.POSITIVE_INFINITY;  // as an overflowing update would leave it
+    await adapter.setTensors(t);
+    const skipped: number[] = [];
+    trainer.on('skip', (s) => skipped.push(s.step));
+    const err = await trainer.fit().catch((e) => e);
+    expect(err.code).toBe('E_NON_FINITE');
+    expect(err.message).toContain(key);
+    expect(err.message).toMatch(/is itself non-finite/);
+    expect(skipped).toEqual([]);
+    expect(() => new Trainer({ model, adapter, trainData: train, maxConsecutiveSkips: 0 })).toThrow(/maxConsecutiveSkips/);
+    expect(() => new Trainer({ model, adapter, trainData: train, maxConsecutiveSkips: 2.5 })).toThrow(/maxConsecutiveSkips/);
+    await model.dispose();
   });
 
   it('keeps the event loop free while training', async () => {
