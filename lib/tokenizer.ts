@@ -2,9 +2,10 @@
  * Tokenizer: a Hugging Face model folder's tokenizer, loaded with HF's own Rust `tokenizers`
  * bindings, plus the policy transformers layers on top of tokenizer.json: special tokens from
  * tokenizer_config.json / special_tokens_map.json / generation_config.json, `add_bos_token`,
- * and chat templates.
+ * and chat templates. A GGUF file's tokenizer (tokenizer.ggml.*) is rebuilt as the tokenizer.json
+ * transformers would make of it (gguf/tokenizer-json.ts) and goes through the same policy.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import tokenizers from 'tokenizers';
 import {
@@ -18,6 +19,9 @@ import {
   type RenderOptions,
 } from './chat-template.js';
 import { LorafitDataError } from './data/errors.js';
+import { LorafitError } from './errors.js';
+import { readGguf } from './gguf/reader.js';
+import { buildGgufTokenizer } from './gguf/tokenizer-json.js';
 import { codePointToUtf16Map, toUtf16Offsets } from './text-offsets.js';
 
 type NativeTokenizer = InstanceType<typeof tokenizers.Tokenizer>;
@@ -52,15 +56,20 @@ export interface ApplyChatTemplateOptions extends RenderOptions {
 }
 
 interface FolderFiles {
-  tokenizerJson: string;
+  /** tokenizer.json's `added_tokens`. */
+  addedTokens: Array<Record<string, unknown>>;
   nativeSpecial: { prefix: number[]; suffix: number[] };
   config: Record<string, unknown>;
   specialTokensMap: Record<string, unknown>;
   generationConfig: Record<string, unknown>;
+  chatTemplates: Record<string, string>;
 }
 
 export class Tokenizer {
+  /** The model folder, or the .gguf file the tokenizer was read from. */
   readonly dir: string;
+  /** Where the tokenizer came from: an HF folder (tokenizer.json) or a GGUF file's metadata. */
+  readonly format: 'hf' | 'gguf';
   readonly bosToken: string | null;
   readonly eosToken: string | null;
   readonly padToken: string | null;
@@ -91,11 +100,11 @@ export class Tokenizer {
   private readonly templateCache = new Map<string, ChatTemplate>();
   private readonly templateOverride: string | null;
 
-  private constructor(dir: string, native: NativeTokenizer, files: FolderFiles, options: TokenizerOptions) {
+  private constructor(dir: string, format: 'hf' | 'gguf', native: NativeTokenizer, files: FolderFiles, options: TokenizerOptions) {
     this.dir = dir;
+    this.format = format;
     this.native = native;
     const { config, specialTokensMap, generationConfig } = files;
-    const tokenJson = JSON.parse(files.tokenizerJson) as { added_tokens?: Array<Record<string, unknown>> };
 
     const special = (key: string): string | null =>
       tokenContent(config[key]) ?? tokenContent(specialTokensMap[key]) ?? null;
@@ -108,7 +117,7 @@ export class Tokenizer {
     this.padTokenId = this.padToken === null ? null : native.tokenToId(this.padToken);
     this.unkTokenId = this.unkToken === null ? null : native.tokenToId(this.unkToken);
 
-    this.addedTokens = (tokenJson.added_tokens ?? []).map((t) => ({
+    this.addedTokens = files.addedTokens.map((t) => ({
       id: Number(t.id),
       content: String(t.content),
       special: Boolean(t.special),
@@ -129,7 +138,7 @@ export class Tokenizer {
       suffix: typeof eosFlag === 'boolean' ? (this.addEosToken ? [this.eosTokenId as number] : []) : probe.suffix,
     };
 
-    this.chatTemplates = readChatTemplates(dir, config);
+    this.chatTemplates = files.chatTemplates;
     this.templateOverride =
       options.chatTemplate === undefined ? null : options.chatTemplate === 'chatml' ? CHATML_TEMPLATE : options.chatTemplate;
     const own = selectChatTemplate(this.chatTemplates, { name: options.chatTemplateName });
@@ -145,8 +154,25 @@ export class Tokenizer {
     this.stopTokenIds = [...stops];
   }
 
-  /** Load `tokenizer.json` and the config files next to it from a Hugging Face model folder. */
+  /**
+   * Load a tokenizer from a Hugging Face model folder, a GGUF file (any name: Ollama blobs have no
+   * extension) or `ollama:NAME[:TAG]`.
+   */
+  static async load(source: string, options: TokenizerOptions = {}): Promise<Tokenizer> {
+    if (typeof source !== 'string' || source.length === 0) {
+      throw new LorafitDataError('E_TOKENIZER', 'give a model folder, a .gguf file or ollama:NAME[:TAG]');
+    }
+    if (source.startsWith('ollama:')) {
+      // TODO(ollama): call resolveOllamaModel(source) from ./gguf/ollama.js (the blob path) and
+      // load that file with fromGguf, once that module lands.
+      throw new LorafitError('E_OLLAMA', `${source}: ollama models are not wired into Tokenizer.load yet`);
+    }
+    return isFile(source) ? Tokenizer.fromGguf(source, options) : Tokenizer.fromDir(source, options);
+  }
+
+  /** Load `tokenizer.json` and the config files next to it from a Hugging Face model folder (or a GGUF file). */
   static async fromDir(dir: string, options: TokenizerOptions = {}): Promise<Tokenizer> {
+    if (isFile(dir)) return Tokenizer.fromGguf(dir, options);
     const tokenizerPath = join(dir, 'tokenizer.json');
     if (!existsSync(tokenizerPath)) {
       throw new LorafitDataError(
@@ -156,23 +182,46 @@ export class Tokenizer {
       );
     }
     const tokenizerJson = readFileSync(tokenizerPath, 'utf8');
-    let native: NativeTokenizer;
-    try {
-      native = tokenizers.Tokenizer.fromString(tokenizerJson);
-    } catch (err) {
-      throw new LorafitDataError('E_TOKENIZER', `tokenizer.json cannot be loaded: ${(err as Error).message}`, {
-        file: tokenizerPath,
-        cause: err,
-      });
-    }
+    const native = loadNative(tokenizerJson, tokenizerPath, 'tokenizer.json');
+    const config = readJsonIfExists(join(dir, 'tokenizer_config.json'));
     const files: FolderFiles = {
-      tokenizerJson,
+      addedTokens: (JSON.parse(tokenizerJson) as { added_tokens?: Array<Record<string, unknown>> }).added_tokens ?? [],
       nativeSpecial: await probeNativeSpecialTokens(native),
-      config: readJsonIfExists(join(dir, 'tokenizer_config.json')),
+      config,
       specialTokensMap: readJsonIfExists(join(dir, 'special_tokens_map.json')),
       generationConfig: readJsonIfExists(join(dir, 'generation_config.json')),
+      chatTemplates: readChatTemplates(dir, config),
     };
-    return new Tokenizer(dir, native, files, options);
+    return new Tokenizer(dir, 'hf', native, files, options);
+  }
+
+  /**
+   * The tokenizer a GGUF file's metadata describes, with the ids transformers'
+   * `AutoTokenizer.from_pretrained(dir, gguf_file=...)` gives: special tokens, `add_bos_token` /
+   * `add_eos_token` and `tokenizer.chat_template` from the metadata, transformers' defaults where absent.
+   */
+  static async fromGguf(path: string, options: TokenizerOptions = {}): Promise<Tokenizer> {
+    if (!isGgufFile(path)) {
+      throw new LorafitDataError('E_TOKENIZER', 'not a GGUF file (it does not start with "GGUF"); for an HF model give its folder', { file: path });
+    }
+    const gguf = buildGgufTokenizer(await readGguf(path));
+    const native = loadNative(gguf.json, path, 'the tokenizer built from its metadata');
+    const files: FolderFiles = {
+      addedTokens: gguf.addedTokens,
+      nativeSpecial: await probeNativeSpecialTokens(native),
+      config: {
+        bos_token: gguf.bosToken,
+        eos_token: gguf.eosToken,
+        unk_token: gguf.unkToken,
+        pad_token: gguf.padToken,
+        add_bos_token: gguf.addBosToken,
+        add_eos_token: gguf.addEosToken,
+      },
+      specialTokensMap: {},
+      generationConfig: { eos_token_id: gguf.endOfGenerationIds },
+      chatTemplates: gguf.chatTemplate === null ? {} : { default: gguf.chatTemplate },
+    };
+    return new Tokenizer(path, 'gguf', native, files, options);
   }
 
   /** Vocabulary size including added tokens (the embedding may be larger). */
@@ -267,6 +316,37 @@ function tokenContent(value: unknown): string | null | undefined {
     return (value as { content: string }).content;
   }
   return undefined;
+}
+
+function loadNative(json: string, file: string, what: string): NativeTokenizer {
+  try {
+    return tokenizers.Tokenizer.fromString(json);
+  } catch (err) {
+    throw new LorafitDataError('E_TOKENIZER', `${what} cannot be loaded: ${(err as Error).message}`, { file, cause: err });
+  }
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function isGgufFile(path: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    throw new LorafitDataError('E_TOKENIZER', `cannot open: ${(err as Error).message}`, { file: path, cause: err });
+  }
+  try {
+    const magic = Buffer.alloc(4);
+    return readSync(fd, magic, 0, 4, 0) === 4 && magic.toString('latin1') === 'GGUF';
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function readJsonIfExists(path: string): Record<string, unknown> {

@@ -33,6 +33,8 @@ export const GGUF_TOKENIZER_MODELS = ['gpt2', 'llama', 'gemma4'] as const;
 export interface GgufTokenizer {
   /** tokenizer.json text, ready for `tokenizers.Tokenizer.fromString`. */
   json: string;
+  /** Its `added_tokens` (by id). */
+  addedTokens: Array<{ id: number; content: string; special: boolean }>;
   /** `tokenizer.ggml.model`. */
   model: string;
   /** `tokenizer.ggml.pre` (null when absent). */
@@ -259,6 +261,7 @@ export function buildGgufTokenizer(f: GgufFile): GgufTokenizer {
   };
   return {
     json: `${JSON.stringify(pipeline).slice(0, -1)},"model":${modelJson(shape, vocab, merges)}}`,
+    addedTokens: added.map(({ id, content, special: isSpecial }) => ({ id, content, special: isSpecial })),
     model,
     pre,
     shape,
