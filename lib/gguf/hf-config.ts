@@ -231,7 +231,8 @@ export function fitLlama3RopeScaling(
   headDim: number,
 ): { factor: number; low_freq_factor: number; high_freq_factor: number; original_max_position_embeddings: number } | null {
   if (factors.length !== headDim / 2 || factors.some((x) => !Number.isFinite(x) || x <= 0)) return null;
-  const factor = Math.max(...factors);
+  let factor = 0;
+  for (const x of factors) factor = Math.max(factor, x);
   const all1 = factors.every((x) => x === 1);
   if (all1) return { factor: 1, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 };
   for (const [low, high] of [[1, 4], [1, 2], [1, 8], [2, 4], [1, 3], [1, 16]]) {

@@ -47,6 +47,11 @@ export async function planGgufModel(f: GgufFile): Promise<GgufModelPlan> {
   const layers = config.num_hidden_layers as number;
   const heads = config.num_attention_heads as number;
   const kvHeads = (config.num_key_value_heads as number | undefined) ?? heads;
+  // Every layer has at least 9 tensors: a block_count the tensor table cannot hold is corrupt
+  // (and must not drive a loop of billions).
+  if (layers * 9 > f.tensors.length) {
+    fail(f, `metadata '${arch}.block_count' is ${layers}, but the file has ${f.tensors.length} tensors (at least ${layers * 9 + 2} needed)`);
+  }
   const expected = expectedShapes(arch, config);
 
   const tensors: GgufNativeTensor[] = [];

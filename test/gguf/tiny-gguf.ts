@@ -1,7 +1,7 @@
 // Small synthetic GGUF model files (random weights, llama.cpp names and keys), written with
 // lorafit's GgufWriter, for the mapping, error and fuzz tests. Not a reference for numbers: the
 // numeric comparisons use files written by gguf-py (arch_ref.py) and the real SmolLM2 file.
-import { GgufWriter, type GgmlDtype } from '../../lib/export/gguf-writer.js';
+import { GgufValueType, GgufWriter, type GgmlDtype } from '../../lib/export/gguf-writer.js';
 import { layerTensorTable, type GgufArch } from '../../lib/gguf/tensor-names.js';
 import { mulberry32 } from '../helpers/corrupt.js';
 
@@ -18,6 +18,8 @@ export interface TinyOptions {
   dtype?: GgmlDtype;
   /** Metadata to add or override (undefined: drop the key). */
   meta?: Record<string, string | number | boolean | undefined>;
+  /** Write a tokenizer vocabulary of this many tokens (tokenizer.ggml.tokens/scores/token_type arrays). */
+  tokens?: number;
   /** GGUF tensor names to leave out. */
   omit?: string[];
   /** Extra tensors: name -> shape (HF order). */
@@ -27,7 +29,7 @@ export interface TinyOptions {
   seed?: number;
 }
 
-/** Writes a tiny model of `arch` to `file`; returns the metadata written. */
+/** Writes a tiny model of `arch` to `file`. */
 export function writeTinyGguf(file: string, o: TinyOptions = {}): void {
   const arch = o.arch ?? 'llama';
   const layers = o.layers ?? 2;
@@ -67,6 +69,12 @@ export function writeTinyGguf(file: string, o: TinyOptions = {}): void {
     else if (typeof v === 'boolean') w.addBool(k, v);
     else if (k.endsWith('freq_base') || k.endsWith('epsilon') || k.endsWith('softcapping') || k.endsWith('factor') || !Number.isInteger(v)) w.addFloat32(k, v);
     else w.addUint32(k, v);
+  }
+  if (o.tokens) {
+    w.addString('tokenizer.ggml.model', 'llama');
+    w.addArray('tokenizer.ggml.tokens', GgufValueType.STRING, Array.from({ length: o.tokens }, (_, i) => `t${i}`));
+    w.addArray('tokenizer.ggml.scores', GgufValueType.FLOAT32, Float32Array.from({ length: o.tokens }, (_, i) => -i));
+    w.addArray('tokenizer.ggml.token_type', GgufValueType.INT32, Int32Array.from({ length: o.tokens }, () => 1));
   }
   const shapes = new Map<string, number[]>();
   shapes.set('token_embd.weight', [vocab, hidden]);
