@@ -59,12 +59,14 @@ function required<T>(f: GgufFile, key: string, v: T | undefined): T {
 
 /** The architecture, or E_GGUF naming general.architecture and the supported ones. */
 export function ggufArchitecture(f: GgufFile): GgufArch {
+  const type = metaString(f, 'general.type');
+  if (type !== undefined && type !== 'model') {
+    fail(f, `general.type is '${type}': this file is not a model${type === 'adapter' ? ' but an adapter (llama.cpp LoRA); Model.load needs the base model GGUF' : ''}`);
+  }
   const arch = metaString(f, 'general.architecture');
   if (arch === undefined) fail(f, "metadata 'general.architecture' is missing: not a llama.cpp model file");
   if (!(GGUF_ARCHS as readonly string[]).includes(arch)) {
-    const type = metaString(f, 'general.type');
-    const what = type !== undefined && type !== 'model' ? ` (general.type '${type}': this is not a model; LoRA adapters load with LoraAdapter.load)` : '';
-    fail(f, `general.architecture '${arch}' is not supported${what}; lorafit loads GGUF models of architecture ${GGUF_ARCHS.join(', ')} (Mistral is stored as llama)`);
+    fail(f, `general.architecture '${arch}' is not supported; lorafit loads GGUF models of architecture ${GGUF_ARCHS.join(', ')} (Mistral is stored as llama)`);
   }
   return arch as GgufArch;
 }

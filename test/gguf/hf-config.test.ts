@@ -105,7 +105,7 @@ describe('config', () => {
 
   it('refuses other architectures naming general.architecture and the supported ones; bad keys by name', async () => {
     await rejects((async () => ggufToHfConfig(await tiny({ meta: { 'general.architecture': 'phi3' } })))(), 'E_GGUF', "general.architecture 'phi3' is not supported; lorafit loads GGUF models of architecture llama, qwen2, gemma, gemma2");
-    await rejects((async () => ggufToHfConfig(await tiny({ meta: { 'general.type': 'adapter', 'general.architecture': 'lora' } })))(), 'E_GGUF', 'LoraAdapter.load');
+    await rejects((async () => ggufToHfConfig(await tiny({ meta: { 'general.type': 'adapter', 'adapter.type': 'lora' } })))(), 'E_GGUF', "general.type is 'adapter': this file is not a model but an adapter");
     await rejects((async () => ggufToHfConfig(await tiny({ meta: { 'llama.block_count': undefined } })))(), 'E_GGUF', "metadata 'llama.block_count' is missing");
     await rejects((async () => ggufToHfConfig(await tiny({ meta: { 'llama.attention.head_count': 0 } })))(), 'E_GGUF', "'llama.attention.head_count' must be an integer from 1");
     await rejects((async () => ggufToHfConfig(await tiny({ meta: { 'llama.attention.head_count_kv': 3 } })))(), 'E_GGUF', 'must be a multiple of');
