@@ -4,8 +4,10 @@
 //   POST /v1/completions            raw text completion; same streaming
 // The request's `model` field picks the adapter: the base model's id runs without adapter, an
 // adapter's name runs with it. Requests run one at a time (a queue in front of the model's own
-// per-call lock, so the steps of two generations never interleave). Bad requests get 400 with
-// OpenAI's error shape `{ error: { message, type, param, code } }`.
+// per-call lock, so the steps of two generations never interleave); at most `maxQueue` wait, and
+// one more is answered 503 (GET /health shows `running` and `queued`). Bad requests get 400 with
+// OpenAI's error shape `{ error: { message, type, param, code } }`, a body over `maxBodyBytes` 413,
+// and `max_tokens` is capped at the room the context leaves after the prompt.
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -14,6 +16,7 @@ import type { GenerateOptions } from '../generation.js';
 import type { Model } from '../model.js';
 import { Serial } from '../serial.js';
 import type { Tokenizer } from '../tokenizer.js';
+import { LorafitError } from '../errors.js';
 import { errorCode } from './common.js';
 
 export interface OpenAiServerOptions {
@@ -25,6 +28,10 @@ export interface OpenAiServerOptions {
   adapters: string[];
   /** max_tokens when a request gives none. Default 256. */
   defaultMaxTokens?: number;
+  /** Requests that may wait behind the running one; one more gets 503. Default 16. */
+  maxQueue?: number;
+  /** Largest request body in bytes; a larger one gets 413. Default 16 MiB. */
+  maxBodyBytes?: number;
   log?: Logger;
 }
 
@@ -41,10 +48,15 @@ class ApiError extends Error {
 }
 
 const MAX_BODY = 16 * 1024 * 1024;
+const MAX_QUEUE = 16;
 const ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool']);
 
 export function createOpenAiServer(o: OpenAiServerOptions): Server {
-  const queue = new Serial();
+  const maxQueue = o.maxQueue ?? MAX_QUEUE;
+  const maxBody = o.maxBodyBytes ?? MAX_BODY;
+  if (!Number.isInteger(maxQueue) || maxQueue < 0) throw new LorafitError('E_OPTION', `option 'maxQueue' must be a non-negative integer, got ${maxQueue}`);
+  if (!Number.isInteger(maxBody) || maxBody < 1) throw new LorafitError('E_OPTION', `option 'maxBodyBytes' must be a positive integer, got ${maxBody}`);
+  const queue = new RequestQueue(maxQueue);
   const created = Math.floor(Date.now() / 1000);
   const ids = [o.baseName, ...o.adapters];
 
@@ -65,7 +77,7 @@ export function createOpenAiServer(o: OpenAiServerOptions): Server {
       res.writeHead(204, { 'Access-Control-Allow-Headers': '*', 'Access-Control-Allow-Methods': 'GET, POST, OPTIONS' }).end();
       return { status: 204 };
     }
-    if (path === '/health' && req.method === 'GET') return sendJson(res, 200, { status: 'ok' });
+    if (path === '/health' && req.method === 'GET') return sendJson(res, 200, { status: 'ok', running: queue.running, queued: queue.queued, maxQueue });
     if (path === '/v1/models') {
       if (req.method !== 'GET') throw new ApiError(405, `${req.method} is not allowed on ${path}; use GET`);
       return sendJson(res, 200, { object: 'list', data: ids.map(modelEntry) });
@@ -78,7 +90,7 @@ export function createOpenAiServer(o: OpenAiServerOptions): Server {
     const kind = path === '/v1/chat/completions' ? 'chat' : path === '/v1/completions' ? 'completion' : null;
     if (kind === null) throw new ApiError(404, `Unknown route ${req.method} ${path}`, null, 'not_found');
     if (req.method !== 'POST') throw new ApiError(405, `${req.method} is not allowed on ${path}; use POST`);
-    const body = await readJson(req);
+    const body = await readJson(req, maxBody);
     const adapter = adapterFor(body.model);
     const params = generationParams(body);
     const stream = optionalBoolean(body, 'stream') ?? false;
@@ -100,7 +112,7 @@ export function createOpenAiServer(o: OpenAiServerOptions): Server {
     const stats: GenerationStats = { promptTokens: 0, completionTokens: 0, finishReason: null };
     const usage = () => ({ prompt_tokens: stats.promptTokens, completion_tokens: stats.completionTokens, total_tokens: stats.promptTokens + stats.completionTokens });
 
-    return queue.run(async () => {
+    return queue.run(ac.signal, async () => {
       if (ac.signal.aborted) return { status: 499 };
       const pieces = completionStream(o.model, o.tokenizer, prompt, options, stats);
       if (!stream) {
@@ -154,9 +166,45 @@ export function createOpenAiServer(o: OpenAiServerOptions): Server {
           res.end();
           return;
         }
+        if (err.status === 503) res.setHeader('Retry-After', '1');
+        // A body left unread (too large) is not drained: the connection closes after the answer.
+        if (!req.complete) res.setHeader('Connection', 'close');
         sendJson(res, err.status, { error: { message: err.message, type: err.type, param: err.param, code: err.code } });
       });
   });
+}
+
+/**
+ * Runs requests one at a time, with at most `limit` waiting: one more is refused with 503. A
+ * waiting request whose client goes away gives its place up at once.
+ */
+class RequestQueue {
+  running = 0;
+  queued = 0;
+  private readonly serial = new Serial();
+  constructor(readonly limit: number) {}
+
+  run<T>(signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
+    if (this.running + this.queued > this.limit) {
+      throw new ApiError(503, `The server is busy: ${this.queued} request(s) are waiting for the model (--max-queue ${this.limit}); retry later`, null, 'queue_full');
+    }
+    this.queued++;
+    let waiting = true;
+    const leave = () => {
+      if (waiting) this.queued--;
+      waiting = false;
+    };
+    signal.addEventListener('abort', leave, { once: true });
+    return this.serial.run(async () => {
+      leave();
+      this.running++;
+      try {
+        return await fn();
+      } finally {
+        this.running--;
+      }
+    });
+  }
 }
 
 function sendJson(res: ServerResponse, status: number, value: unknown): { status: number } {
@@ -170,12 +218,15 @@ function sse(res: ServerResponse, value: unknown): void {
   res.write(`data: ${JSON.stringify(value)}\n\n`);
 }
 
-async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+async function readJson(req: IncomingMessage, maxBody: number): Promise<Record<string, unknown>> {
+  const tooLarge = (what: string) => new ApiError(413, `The request body (${what}) is over the server's limit of ${maxBody} bytes (--max-body-bytes)`, null, 'request_too_large');
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > maxBody) throw tooLarge(`${declared} bytes`);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req) {
     size += (c as Buffer).length;
-    if (size > MAX_BODY) throw new ApiError(413, `request body over ${MAX_BODY} bytes`);
+    if (size > maxBody) throw tooLarge(`more than ${maxBody} bytes`);
     chunks.push(c as Buffer);
   }
   const text = Buffer.concat(chunks).toString('utf8');

@@ -126,6 +126,15 @@ describe('lorafit serve (OpenAI API) and chat', () => {
     expect(body.error.message).toMatch(/not valid JSON/);
   });
 
+  it('refuses a bad --max-queue or --max-body-bytes before loading the model', async () => {
+    const q = await runCli(['serve', '--model', modelDir, '--port', '0', '--max-queue', '-1']);
+    expect(q.code).toBe(1);
+    expect(q.stderr).toMatch(/--max-queue must be a non-negative integer, got -1/);
+    const b = await runCli(['serve', '--model', modelDir, '--port', '0', '--max-body-bytes', '0']);
+    expect(b.code).toBe(1);
+    expect(b.stderr).toMatch(/--max-body-bytes must be a positive integer/);
+  });
+
   it('eval: perplexity and F1/EM against the reference answers of a conversations file', async () => {
     const data = join(work, 'qa.jsonl');
     const rows = [
