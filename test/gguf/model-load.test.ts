@@ -3,8 +3,10 @@
 import { copyFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { exportGguf } from '../../lib/export/index.js';
 import { Model } from '../../lib/model.js';
-import { maxAbsDiff } from '../helpers/golden.js';
+import { writeByteTokenizer } from '../export/helpers.js';
+import { Golden, HF, maxAbsDiff, maxAbsDiffMasked, rows } from '../helpers/golden.js';
 import { scratchDir } from '../helpers/python.js';
 import { rejects } from '../helpers/rejects.js';
 import { writeTinyGguf } from './tiny-gguf.js';
@@ -54,5 +56,17 @@ describe('Model.load(GGUF)', () => {
     await rejects(Model.load(adapter), 'E_GGUF', "general.type is 'adapter'", 'needs the base model GGUF');
     await using m = await Model.load(file);
     await rejects(m.save(join(dir, 'out')), 'E_GGUF', 'not supported yet');
+  });
+});
+
+describe("lorafit's own GGUF export loads back", () => {
+  it.each(['llama', 'qwen2'])('%s fixture -> exportGguf (F32) -> Model.load: the HF golden logits within 1e-4', async (arch) => {
+    const out = join(dir, `${arch}-export.gguf`);
+    await exportGguf(join(HF, arch, 'model'), out, { dtype: 'F32', tokenizerDir: writeByteTokenizer(join(dir, `tok-${arch}`)) });
+    const g = new Golden(arch);
+    const mask = g.ints('attention_mask');
+    await using m = await Model.load(out);
+    const r = await m.forward(rows(g.ints('input_ids'), [2, 16]), { attentionMask: rows(mask, [2, 16]) });
+    expect(maxAbsDiffMasked(r.logits, g.floats('base.logits'), mask, 256)).toBeLessThan(1e-4);
   });
 });
