@@ -73,7 +73,12 @@ class Cursor {
     if (have >= n) return;
     const want = Math.min(Math.max(n, CHUNK), this.size - this.pos);
     const next = Buffer.allocUnsafe(want);
-    const { bytesRead } = await this.fh.read(next, 0, want, this.pos);
+    let bytesRead: number;
+    try {
+      ({ bytesRead } = await this.fh.read(next, 0, want, this.pos));
+    } catch (e) {
+      throw new LorafitError('E_GGUF', `${this.path}: ${what}: cannot read (${(e as Error).message})`, { cause: e });
+    }
     if (bytesRead < n) fail(this.path, `${what}: short read at offset ${this.pos}`);
     this.buf = next.subarray(0, bytesRead);
     this.bufStart = this.pos;
@@ -203,7 +208,9 @@ export async function readGguf(path: string): Promise<GgufFile> {
     throw new LorafitError('E_GGUF', `${path}: cannot open (${(e as Error).message})`, { cause: e });
   }
   try {
-    const size = (await fh.stat()).size;
+    const st = await fh.stat();
+    if (!st.isFile()) fail(path, 'not a file (a GGUF model is one file)');
+    const size = st.size;
     const c = new Cursor(fh, path, size);
     await c.need(4, 'the magic');
     const magic = c.bytes(4).toString('latin1');

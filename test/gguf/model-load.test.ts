@@ -1,6 +1,6 @@
 // Model.load's GGUF paths beyond the numbers: how a spec is recognised as GGUF, the options that
 // apply to it (dtype, QLoRA quantize), what a GGUF model says about itself, and its errors.
-import { copyFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { exportGguf } from '../../lib/export/index.js';
@@ -48,6 +48,8 @@ describe('Model.load(GGUF)', () => {
 
   it('errors: a missing .gguf, a .gguf that is not GGUF, a non-model GGUF; save() is refused with E_GGUF', async () => {
     await rejects(Model.load(join(dir, 'missing.gguf')), 'E_GGUF', 'cannot open');
+    mkdirSync(join(dir, 'folder.gguf'));
+    await rejects(Model.load(join(dir, 'folder.gguf')), 'E_GGUF', 'not a file');
     const junk = join(dir, 'junk.gguf');
     writeFileSync(junk, 'not a gguf file at all');
     await rejects(Model.load(junk), 'E_GGUF', 'not a GGUF file');
