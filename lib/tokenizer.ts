@@ -19,7 +19,7 @@ import {
   type RenderOptions,
 } from './chat-template.js';
 import { LorafitDataError } from './data/errors.js';
-import { LorafitError } from './errors.js';
+import { resolveOllamaModel } from './gguf/ollama.js';
 import { readGguf } from './gguf/reader.js';
 import { buildGgufTokenizer } from './gguf/tokenizer-json.js';
 import { codePointToUtf16Map, toUtf16Offsets } from './text-offsets.js';
@@ -162,11 +162,8 @@ export class Tokenizer {
     if (typeof source !== 'string' || source.length === 0) {
       throw new LorafitDataError('E_TOKENIZER', 'give a model folder, a .gguf file or ollama:NAME[:TAG]');
     }
-    if (source.startsWith('ollama:')) {
-      // TODO(ollama): call resolveOllamaModel(source) from ./gguf/ollama.js (the blob path) and
-      // load that file with fromGguf, once that module lands.
-      throw new LorafitError('E_OLLAMA', `${source}: ollama models are not wired into Tokenizer.load yet`);
-    }
+    // An Ollama model is a GGUF blob ($OLLAMA_MODELS or ~/.ollama/models); E_OLLAMA when it is not there.
+    if (source.startsWith('ollama:')) return Tokenizer.fromGguf(await resolveOllamaModel(source), options);
     return isFile(source) ? Tokenizer.fromGguf(source, options) : Tokenizer.fromDir(source, options);
   }
 
