@@ -18,8 +18,9 @@
 // Where llama.cpp tokenizes differently, this follows transformers:
 // - llama.cpp picks its pre-tokenizer regex from `tokenizer.ggml.pre` for many more names (e.g.
 //   "smollm" splits digits one by one, as SmolLM2's own tokenizer.json does); transformers only
-//   maps the names in PRE_TOKENIZER_SPLITS below and falls back to GPT-2's regex (digit runs stay
-//   whole), so "2024" is one or two tokens here where llama.cpp gives four.
+//   maps the names in PRE_TOKENIZER_SPLITS below and falls back to GPT-2's regex, where a digit run
+//   (with its leading space) is one pre-token. SmolLM2's vocabulary has no multi-digit tokens, so
+//   its ids come out the same; a vocabulary with such merges would tokenize numbers differently.
 // - llama.cpp honours `tokenizer.ggml.add_space_prefix`; transformers ignores it (LlamaTokenizer
 //   always prepends U+2581 to the first word, GemmaTokenizer never does).
 // - llama.cpp treats CONTROL tokens in a byte-level vocabulary whatever their spelling; transformers
