@@ -53,7 +53,7 @@ bool ReadGgufOption(Napi::Env env, Napi::Object options, GgufSource* out) {
   out->tensors.reserve(tensors.Length());
   for (uint32_t i = 0; i < tensors.Length(); ++i) {
     std::string where = what + ".tensors[" + std::to_string(i) + "]";
-    if (!tensors.Get(i).IsObject()) ThrowCoded(env, "E_GGUF", where + " must be { name, offset, type, shape, permuteHeads? }");
+    if (!tensors.Get(i).IsObject()) ThrowCoded(env, "E_GGUF", where + " must be { name, offset, type, shape, permuteHeads?, add? }");
     Napi::Object t = tensors.Get(i).As<Napi::Object>();
     lorafit::GgufTensorRef ref;
     if (!t.Get("name").IsString()) ThrowCoded(env, "E_GGUF", where + ".name must be a string");
@@ -74,6 +74,12 @@ bool ReadGgufOption(Napi::Env env, Napi::Object options, GgufSource* out) {
     if (!heads.IsUndefined()) {
       if (!IsInteger(heads, 0)) ThrowCoded(env, "E_GGUF", where + ": permuteHeads must be a non-negative integer");
       ref.permute_heads = static_cast<int64_t>(heads.As<Napi::Number>().DoubleValue());
+    }
+    Napi::Value add = t.Get("add");
+    if (!add.IsUndefined()) {
+      if (!add.IsNumber() || !std::isfinite(add.As<Napi::Number>().DoubleValue()))
+        ThrowCoded(env, "E_GGUF", where + ": add must be a finite number");
+      ref.add = add.As<Napi::Number>().FloatValue();
     }
     out->tensors.push_back(std::move(ref));
   }

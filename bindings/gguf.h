@@ -17,7 +17,7 @@ struct GgufSource {
   std::vector<lorafit::GgufTensorRef> tensors;  // under HF names
 };
 
-// Reads options.gguf = { configJson, tensors: [{ name, offset, type, shape, permuteHeads? }] }.
+// Reads options.gguf = { configJson, tensors: [{ name, offset, type, shape, permuteHeads?, add? }] }.
 // Returns false when absent; throws a JS Error (code E_GGUF) when malformed.
 bool ReadGgufOption(Napi::Env env, Napi::Object options, GgufSource* out);
 // In a worker: parse_config + GgufWeights + CausalLM::load.

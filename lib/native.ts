@@ -102,6 +102,8 @@ export interface NativeGgufTensor {
   shape: number[];
   /** > 0: undo llama.cpp's Q/K rotary row permutation with this many heads (q: heads, k: kv heads). */
   permuteHeads?: number;
+  /** Added to every value after dequantization, in float32 (-1 for Gemma norms, which llama.cpp stores as w + 1). */
+  add?: number;
 }
 
 /** loadModel's `gguf` option: the path is then a .gguf file and these describe it. */

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 
 #include "error.h"
@@ -58,6 +59,7 @@ GgufWeights::GgufWeights(const std::string& path, std::vector<GgufTensorRef> ten
         throw Error("E_GGUF", where + info->name + " " + shape_string(t.shape) + " needs bytes [" + std::to_string(t.offset) + ", " +
                                   std::to_string(t.offset + nbytes) + "), which lie outside the file (" + std::to_string(file_size) +
                                   " bytes): truncated or corrupt file");
+      if (!std::isfinite(t.add)) throw Error("E_GGUF", where + "add must be a finite number");
       if (t.permute_heads < 0) throw Error("E_GGUF", where + "permute_heads must not be negative");
       if (t.permute_heads > 0 && t.shape[0] % (2 * t.permute_heads) != 0)
         throw Error("E_GGUF", where + "cannot undo the Q/K head permutation: dimension 0 of " + shape_string(t.shape) +
@@ -97,6 +99,11 @@ at::Tensor GgufWeights::dequantize(const GgufTensorRef& ref) {
   // The result owns its memory: the source pages are not needed again.
   release(ref.name);
   if (ref.permute_heads > 0) out = gguf_unpermute_heads(out, ref.permute_heads);
+  if (ref.add != 0) {
+    // one float32 addition a value, as transformers' `weights - 1` (numpy float32)
+    float* p = out.data_ptr<float>();
+    for (int64_t i = 0, n = out.numel(); i < n; ++i) p[i] = p[i] + ref.add;
+  }
   return out;
 }
 

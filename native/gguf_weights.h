@@ -2,7 +2,7 @@
 // hands over one GgufTensorRef per tensor, already under its Hugging Face name. This class maps the
 // file read-only, checks every ref up front, and dequantizes a tensor to float32 only when it is
 // asked for (one at a time, then drops the mapped pages), undoing llama.cpp's Q/K row permutation
-// where the ref says so.
+// and Gemma's norm + 1 where the ref says so.
 #pragma once
 #include <ATen/ATen.h>
 
@@ -22,6 +22,7 @@ struct GgufTensorRef {
   GgmlType type = GgmlType::F32;
   std::vector<int64_t> shape;   // HF/numpy order (outermost first) = ggml ne reversed
   int64_t permute_heads = 0;    // >0: undo llama.cpp's Q/K rotary permutation with this many heads
+  float add = 0;                // added to every value after dequantizing (-1: Gemma norms, stored as w + 1)
 };
 
 // llama.cpp's convert_hf_to_gguf.py stores q_proj/k_proj rows (weights [out, in] and biases

@@ -97,6 +97,23 @@ describe('GGUF weights of a small Llama', () => {
     });
   });
 
+  it('add: -1 on the norms (Gemma, stored by llama.cpp as w + 1) is one float32 subtraction a value', async () => {
+    await setup();
+    const norm = (n: string) => n.endsWith('layernorm.weight') || n === 'model.norm.weight';
+    const shifted = { ...source, tensors: source.tensors.map((t) => (norm(t.name) ? { ...t, add: -1 } : t)) };
+    await using2(loadGguf(tiny.gguf, shifted), loadFolder(tiny.hf), async (g, h) => {
+      const names = g.parameterNames().filter(norm);
+      expect(names.length).toBe(5);
+      for (const name of names) {
+        // |w| ~ 1: w - 1 is exact in double, so fround gives the float32 subtraction's result
+        const want = (await h.parameter(name)).data.map((v) => Math.fround(v - 1));
+        expect(bitsDiffer((await g.parameter(name)).data, want), name).toBeUndefined();
+      }
+      const q = 'model.layers.0.self_attn.q_proj.weight';
+      expect(bitsDiffer((await g.parameter(q)).data, (await h.parameter(q)).data)).toBeUndefined();
+    });
+  });
+
   it.each(['nf4', 'int8'])('quantize %s at load: the same quantized base as from safetensors', async (quantize) => {
     await setup();
     await using2(loadGguf(tiny.gguf, source, { quantize }), loadFolder(tiny.hf, { quantize }), async (g, h) => {
@@ -153,6 +170,8 @@ describe('corrupt GGUF tensor tables', () => {
     await rejects(loadGguf(tiny.gguf, edit(q, { offset: 1.5 })), 'E_GGUF', 'offset must be a non-negative integer');
     await rejects(loadGguf(tiny.gguf, edit(q, { shape: ['64'] as unknown as number[] })), 'E_GGUF', 'shape must be');
     await rejects(loadGguf(tiny.gguf, edit(q, { permuteHeads: -2 })), 'E_GGUF', 'permuteHeads');
+    await rejects(loadGguf(tiny.gguf, edit(q, { add: Number.NaN })), 'E_GGUF', `tensor '${q}'`, 'add must be a finite number');
+    await rejects(loadGguf(tiny.gguf, edit(q, { add: 1e39 })), 'E_GGUF', `tensor '${q}'`, 'add must be a finite number');
     await rejects(loadGguf(tiny.gguf, { tensors: source.tensors } as unknown as NativeGgufSource), 'E_GGUF', 'configJson');
     await rejects(loadGguf(tiny.gguf, { ...source, configJson: '{' }), 'E_MODEL_CONFIG', tiny.gguf);
   });
