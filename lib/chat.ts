@@ -11,8 +11,9 @@
 import type { ChatMessage } from './chat-template.js';
 import { LorafitError, optionError } from './errors.js';
 import { streamText, type GenerateOptions } from './generation.js';
-import { resolveModelPath, type ResolveOptions } from './hub/index.js';
+import type { ResolveOptions } from './hub/index.js';
 import { Model, type ModelLoadOptions } from './model.js';
+import { resolveModelSource } from './model-source.js';
 import { Tokenizer, type TokenizerOptions } from './tokenizer.js';
 
 export type { ChatMessage } from './chat-template.js';
@@ -74,7 +75,8 @@ export async function* completionStream(
   stats.finishReason = null;
   let sawStopId = false;
   let exhausted = false;
-  const source = model.generateStream(promptIds, { ...options, eosTokenId: stopIds });
+  // Stop strings are cut here, on the decoded text (streamText), not by the model's token loop.
+  const source = model.generateStream(promptIds, { ...options, stop: undefined, eosTokenId: stopIds });
   async function* counted(): AsyncGenerator<number> {
     for await (const t of source) {
       stats.completionTokens++;
@@ -128,9 +130,9 @@ export async function loadModelAndTokenizer(
 ): Promise<{ model: Model; tokenizer: Tokenizer; dir: string }> {
   if (typeof idOrDir !== 'string' || idOrDir.length === 0) throw new LorafitError('E_OPTION', 'loadModelAndTokenizer: give a model folder or a hub repo id');
   const { tokenizer: tokenizerOptions, hub, ...loadOptions } = options;
-  const dir = await resolveModelPath(idOrDir, hub);
+  const dir = (await resolveModelSource(idOrDir, hub)).path;
   // The tokenizer first: it is cheap and its absence should fail before a large model loads.
-  const tokenizer = await Tokenizer.fromDir(dir, tokenizerOptions);
+  const tokenizer = await Tokenizer.load(dir, tokenizerOptions);
   const model = await Model.load(dir, loadOptions as ModelLoadOptions);
   return { model, tokenizer, dir };
 }

@@ -8,6 +8,7 @@ import { LorafitError } from '../errors.js';
 import { resolveModelPath } from '../hub/index.js';
 import { LoraAdapter } from '../lora-adapter.js';
 import { Model, type Dtype, type ModelLoadOptions } from '../model.js';
+import { resolveModelSource } from '../model-source.js';
 import { Tokenizer } from '../tokenizer.js';
 
 export interface GlobalArgs {
@@ -74,10 +75,9 @@ export function loadOptions(args: ModelArgs): ModelLoadOptions & { quantize?: 'n
   return o;
 }
 
-/** A folder or hub id as a local folder (downloading into the HF cache when needed). */
-export async function modelDir(idOrDir: string): Promise<string> {
-  if (!idOrDir) throw new LorafitError('E_OPTION', 'give a model: a Hugging Face folder or a hub id (org/name)');
-  return resolveModelPath(idOrDir);
+/** A model spec (folder, .gguf file, ollama:NAME[:TAG], hub id) as a local folder or GGUF file. */
+export async function modelDir(spec: string): Promise<string> {
+  return (await resolveModelSource(spec)).path;
 }
 
 /** The name a model is served and reported under: a hub id as given, a folder's base name. */
@@ -85,9 +85,10 @@ export function modelName(idOrDir: string): string {
   return existsSync(idOrDir) ? basename(resolve(idOrDir)) : idOrDir;
 }
 
-export async function openModel(idOrDir: string, args: ModelArgs, log?: Logger): Promise<{ model: Model; tokenizer: Tokenizer; dir: string }> {
-  const dir = await modelDir(idOrDir);
-  const tokenizer = await Tokenizer.fromDir(dir);
+export async function openModel(spec: string, args: ModelArgs, log?: Logger): Promise<{ model: Model; tokenizer: Tokenizer; dir: string }> {
+  const dir = await modelDir(spec);
+  // The tokenizer first: it is cheap, and a bad one should fail before a large model loads.
+  const tokenizer = await Tokenizer.load(dir);
   const t0 = Date.now();
   const model = await Model.load(dir, loadOptions(args));
   log?.info({ dir, ms: Date.now() - t0, modelType: model.config.modelType }, 'model loaded');
@@ -118,11 +119,16 @@ export function parseAdapterSpecs(values: string | string[] | undefined): Adapte
   return specs;
 }
 
+/** An adapter folder, or a hub id downloaded into the HF cache. */
+export async function resolveAdapterDir(spec: string): Promise<string> {
+  return resolveModelPath(spec);
+}
+
 /** Loads adapter folders (local or hub ids) onto the model, none active. */
 export async function loadAdapters(model: Model, specs: AdapterSpec[], log?: Logger): Promise<Map<string, LoraAdapter>> {
   const out = new Map<string, LoraAdapter>();
   for (const s of specs) {
-    const dir = await resolveModelPath(s.dir);
+    const dir = await resolveAdapterDir(s.dir);
     out.set(s.name, await LoraAdapter.load(model, dir, { name: s.name, activate: false }));
     log?.info({ name: s.name, dir }, 'adapter loaded');
   }

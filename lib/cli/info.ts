@@ -4,8 +4,11 @@ import { closeSync, existsSync, openSync, readFileSync, readdirSync, readSync } 
 import { join } from 'node:path';
 import type { Argv } from 'yargs';
 import { LorafitError } from '../errors.js';
+import { ggufToHfConfig } from '../gguf/hf-config.js';
+import { metaString, readGguf } from '../gguf/reader.js';
 import { resolveModelPath } from '../hub/index.js';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS } from '../lora-adapter.js';
+import { resolveModelSource } from '../model-source.js';
 import { Tokenizer } from '../tokenizer.js';
 import { globalOptions, type GlobalArgs } from './common.js';
 
@@ -14,7 +17,7 @@ export const describe = 'Show a model (and adapter): architecture, parameter cou
 
 export function builder(y: Argv) {
   return globalOptions(y)
-    .positional('model', { type: 'string', demandOption: true, describe: 'Model folder or hub id' })
+    .positional('model', { type: 'string', demandOption: true, describe: 'Model folder, .gguf file, ollama:NAME[:TAG] or hub id' })
     .option('adapter', { type: 'string', describe: 'PEFT adapter folder or hub id' })
     .option('json', { type: 'boolean', default: false, describe: 'Print JSON' });
 }
@@ -74,8 +77,37 @@ export interface ModelInfo {
   };
 }
 
+/** A GGUF file: the HF config transformers would make of it, parameters and types from the tensor table. */
+async function ggufInfo(file: string): Promise<ModelInfo> {
+  const header = await readGguf(file);
+  const { config } = ggufToHfConfig(header);
+  let parameters = 0;
+  const dtypes: Record<string, number> = {};
+  for (const t of header.tensors) {
+    parameters += count(t.shape);
+    dtypes[t.typeName] = (dtypes[t.typeName] ?? 0) + count(t.shape);
+  }
+  const tok = await Tokenizer.load(file);
+  return {
+    dir: file,
+    architecture: `GGUF ${metaString(header, 'general.architecture')} (${metaString(header, 'general.name') ?? 'unnamed'})`,
+    modelType: String(config.model_type),
+    config,
+    parameters,
+    dtypes,
+    tokenizer: { vocabSize: tok.vocabSize, chatTemplate: tok.usesFallbackChatTemplate ? 'chatml-fallback' : 'own', eos: tok.eosToken, endOfTurn: tok.endOfTurn },
+  };
+}
+
 export async function modelInfo(model: string, adapter?: string): Promise<ModelInfo> {
-  const dir = await resolveModelPath(model);
+  const source = await resolveModelSource(model);
+  const dir = source.path;
+  const info = source.format === 'gguf' ? await ggufInfo(dir) : await folderInfo(dir);
+  if (adapter) info.adapter = adapterInfo(await resolveModelPath(adapter), info.parameters);
+  return info;
+}
+
+async function folderInfo(dir: string): Promise<ModelInfo> {
   const configFile = join(dir, 'config.json');
   if (!existsSync(configFile)) throw new LorafitError('E_MODEL_DIR', `${dir}: no config.json (is this a Hugging Face model folder?)`);
   const config = JSON.parse(readFileSync(configFile, 'utf8')) as Record<string, unknown>;
@@ -92,7 +124,7 @@ export async function modelInfo(model: string, adapter?: string): Promise<ModelI
     const tok = await Tokenizer.fromDir(dir);
     tokenizer = { vocabSize: tok.vocabSize, chatTemplate: tok.usesFallbackChatTemplate ? 'chatml-fallback' : 'own', eos: tok.eosToken, endOfTurn: tok.endOfTurn };
   }
-  const info: ModelInfo = {
+  return {
     dir,
     architecture: (config.architectures as string[] | undefined)?.[0] ?? 'unknown',
     modelType: String(config.model_type ?? 'unknown'),
@@ -101,21 +133,20 @@ export async function modelInfo(model: string, adapter?: string): Promise<ModelI
     dtypes,
     tokenizer,
   };
-  if (adapter) {
-    const adir = await resolveModelPath(adapter);
-    const cfgFile = join(adir, ADAPTER_CONFIG);
-    if (!existsSync(cfgFile)) throw new LorafitError('E_ADAPTER', `${adir}: no ${ADAPTER_CONFIG} (is this a PEFT adapter folder?)`);
-    const acfg = JSON.parse(readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
-    const tensors = readSafetensorsHeader(join(adir, ADAPTER_WEIGHTS));
-    let trainable = 0;
-    const modules = new Set<string>();
-    for (const [k, t] of tensors) {
-      trainable += count(t.shape);
-      modules.add(k.replace(/\.lora_[AB](\.[^.]+)?\.weight$/, ''));
-    }
-    info.adapter = { dir: adir, config: acfg, trainable, percent: (100 * trainable) / (parameters + trainable), modules: modules.size };
+}
+
+function adapterInfo(adir: string, parameters: number): NonNullable<ModelInfo['adapter']> {
+  const cfgFile = join(adir, ADAPTER_CONFIG);
+  if (!existsSync(cfgFile)) throw new LorafitError('E_ADAPTER', `${adir}: no ${ADAPTER_CONFIG} (is this a PEFT adapter folder?)`);
+  const acfg = JSON.parse(readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
+  const tensors = readSafetensorsHeader(join(adir, ADAPTER_WEIGHTS));
+  let trainable = 0;
+  const modules = new Set<string>();
+  for (const [k, t] of tensors) {
+    trainable += count(t.shape);
+    modules.add(k.replace(/\.lora_[AB](\.[^.]+)?\.weight$/, ''));
   }
-  return info;
+  return { dir: adir, config: acfg, trainable, percent: (100 * trainable) / (parameters + trainable), modules: modules.size };
 }
 
 interface InfoArgs extends GlobalArgs {
