@@ -65,6 +65,11 @@ class Cursor {
   pos = 0;               // file offset of the next byte
   constructor(private readonly fh: FileHandle, readonly path: string, readonly size: number) {}
 
+  /** Whether n bytes are already buffered (then `need` would not read: callers skip the await). */
+  has(n: number): boolean {
+    return n >= 0 && this.bufStart + this.buf.length - this.pos >= n;
+  }
+
   async need(n: number, what: string): Promise<void> {
     if (n < 0 || this.pos + n > this.size) {
       fail(this.path, `${what} needs ${n} bytes at offset ${this.pos}, but the file ends at ${this.size} (truncated or corrupt)`);
@@ -84,6 +89,15 @@ class Cursor {
     this.bufStart = this.pos;
   }
   private at(): number { return this.pos - this.bufStart; }
+  /** A length-prefixed string when it is wholly buffered (and plausible), else undefined. */
+  bufferedString(): string | undefined {
+    if (!this.has(8)) return undefined;
+    const n = this.buf.readBigUInt64LE(this.at());
+    if (n > BigInt(this.size - this.pos - 8) || !this.has(8 + Number(n))) return undefined;
+    const start = this.at() + 8;
+    this.pos += 8 + Number(n);
+    return this.buf.toString('utf8', start, start + Number(n));
+  }
   u8(): number { const v = this.buf.readUInt8(this.at()); this.pos += 1; return v; }
   i8(): number { const v = this.buf.readInt8(this.at()); this.pos += 1; return v; }
   u16(): number { const v = this.buf.readUInt16LE(this.at()); this.pos += 2; return v; }
@@ -115,12 +129,12 @@ async function readCount(c: Cursor, what: string, max: number): Promise<number> 
 }
 
 async function readString(c: Cursor, what: string, maxBytes = Number.MAX_SAFE_INTEGER): Promise<string> {
-  await c.need(8, what);
+  if (!c.has(8)) await c.need(8, what);
   const n = c.u64();
   if (n > BigInt(Math.min(maxBytes, c.size - c.pos))) {
     fail(c.path, `${what}: string length ${n} does not fit in the file`);
   }
-  await c.need(Number(n), what);
+  if (!c.has(Number(n))) await c.need(Number(n), what);
   return c.bytes(Number(n)).toString('utf8');
 }
 
@@ -182,7 +196,11 @@ async function readValue(c: Cursor, type: GgufType, what: string, depth = 0): Pr
     return t.value;
   }
   const out: GgufValue[] = new Array(n);
-  for (let i = 0; i < n; i++) out[i] = await readValue(c, itemType, what, depth + 1);
+  for (let i = 0; i < n; i++) {
+    // Token and merge lists hold ~100k strings: read them without an await while they are buffered.
+    const fast = itemType === GgufType.STRING ? c.bufferedString() : undefined;
+    out[i] = fast ?? (await readValue(c, itemType, what, depth + 1));
+  }
   return out as GgufValue;
 }
 
