@@ -6,16 +6,24 @@
 // stores alpha*sqrt(r); per-module alphas (alpha_pattern) or ranks differing from `r` are folded into
 // lora_b so each pair's effective scale equals PEFT's. For llama/mistral the rows of q/k lora_b get
 // the same permutation as the base weights.
+// The base model (an HF folder or a GGUF file) gives the architecture and the layer shapes every
+// pair is checked against, so an adapter for another model is refused here, naming the tensor,
+// rather than by llama.cpp at load time.
 import { existsSync, readFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { LorafitError } from '../errors.js';
 import { readSafetensors, toFloat32 } from '../safetensors.js';
+import { adapterBase, baseLinearShape, openExportBase, type ExportBase } from './export-base.js';
 import { ggufTensorName, needsQkPermute, permuteQk, qkHeads } from './gguf-arch.js';
-import { readModelConfig } from './gguf-model.js';
 import { GgufWriter, type GgmlDtype } from './gguf-writer.js';
 
 export interface ExportLoraGgufOptions {
-  /** The base model folder (its config.json gives the architecture); default: the adapter's base_model_name_or_path when it is a local folder. */
+  /**
+   * The base model: an HF folder, a .gguf file, `ollama:NAME[:TAG]` or a hub id. Default: the
+   * adapter's base_model_name_or_path when that is a local folder, GGUF file or ollama: spec.
+   */
+  baseModel?: string;
+  /** The base model folder (the older name of `baseModel`; either may be given). */
   baseModelDir?: string;
   /** Tensor type: 'F32' (default), 'F16' or 'BF16'. */
   dtype?: Exclude<GgmlDtype, 'Q8_0'>;
@@ -31,6 +39,8 @@ export interface ExportLoraGgufResult {
   rank: number;
   /** GGUF base-tensor names that received a lora_a/lora_b pair. */
   targets: string[];
+  /** The base model the adapter was checked against. */
+  base: { format: 'hf' | 'gguf'; path: string; spec: string };
 }
 
 interface AdapterConfig {
@@ -54,17 +64,18 @@ function patternValue(patterns: Record<string, number> | undefined, module: stri
   return undefined;
 }
 
-function resolveBaseDir(adapterDir: string, cfg: AdapterConfig, option?: string): string {
-  if (option) return option;
-  const base = cfg.base_model_name_or_path;
-  if (base) {
-    for (const cand of [resolve(base), resolve(adapterDir, base), resolve(dirname(resolve(adapterDir)), base)]) {
-      if (existsSync(join(cand, 'config.json'))) return cand;
-    }
+async function resolveBase(adapterDir: string, cfg: AdapterConfig, options: ExportLoraGgufOptions): Promise<ExportBase> {
+  if (options.baseModel !== undefined && options.baseModelDir !== undefined && resolve(options.baseModel) !== resolve(options.baseModelDir)) {
+    throw new LorafitError('E_OPTION', `baseModel '${options.baseModel}' and baseModelDir '${options.baseModelDir}' differ; give one`);
   }
+  const given = options.baseModel ?? options.baseModelDir;
+  if (given !== undefined) return openExportBase(given);
+  const found = await adapterBase(adapterDir, cfg.base_model_name_or_path);
+  if (found) return found;
   throw new LorafitError(
     'E_EXPORT',
-    `${join(adapterDir, 'adapter_config.json')}: base model '${base ?? '?'}' is not a local folder; pass baseModelDir (its config.json gives the GGUF architecture)`,
+    `${join(adapterDir, 'adapter_config.json')}: base model '${cfg.base_model_name_or_path ?? '?'}' is not a local folder, GGUF file or ollama: model; ` +
+      'pass baseModel (or baseModelDir): the base gives the GGUF architecture and the shapes the adapter must fit',
   );
 }
 
@@ -88,9 +99,10 @@ export async function exportLoraGguf(adapterDir: string, outFile: string, option
   const dtype = options.dtype ?? 'F32';
   if (!['F32', 'F16', 'BF16'].includes(dtype)) throw new LorafitError('E_EXPORT', `dtype '${String(dtype)}' is not F32, F16 or BF16 for a LoRA adapter`);
 
-  const baseDir = resolveBaseDir(adapterDir, cfg, options.baseModelDir);
-  const { arch } = readModelConfig(baseDir);
+  const base = await resolveBase(adapterDir, cfg, options);
+  const { arch } = base;
   const st = readSafetensors(stFile);
+  const baseName = `the base model ${base.spec === base.path ? base.path : `${base.spec} (${base.path})`}`;
 
   // Written alpha: llama.cpp's scale alpha'/r must equal PEFT's alpha/r or alpha/sqrt(r).
   const alphaOut = rslora ? loraAlpha * Math.sqrt(r) : loraAlpha;
@@ -126,6 +138,7 @@ export async function exportLoraGguf(adapterDir: string, outFile: string, option
       throw new LorafitError('E_EXPORT', `${stFile}: '${a}' [${ta.shape.join(', ')}] and '${b}' [${tb.shape.join(', ')}] are not a LoRA pair`);
     }
     const rank = ta.shape[0];
+    checkFits(stFile, module, a, b, ta.shape, tb.shape, arch, baseName);
     const alphaM = patternValue(cfg.alpha_pattern, module) ?? loraAlpha;
     const peftScale = rslora ? alphaM / Math.sqrt(rank) : alphaM / rank;
     const fold = peftScale / (alphaOut / rank);
@@ -145,7 +158,27 @@ export async function exportLoraGguf(adapterDir: string, outFile: string, option
   }
   if (targets.length === 0) throw new LorafitError('E_EXPORT', `${stFile}: no LoRA weights`);
   w.write(outFile);
-  return { file: outFile, architecture: arch.ggufArch, alpha: alphaOut, rank: r, targets };
+  return { file: outFile, architecture: arch.ggufArch, alpha: alphaOut, rank: r, targets, base: { format: base.format, path: base.path, spec: base.spec } };
+}
+
+/** Throws E_EXPORT when a pair does not fit the base weight it adapts (another model's adapter). */
+function checkFits(stFile: string, module: string, a: string, b: string, aShape: number[], bShape: number[], arch: ExportBase['arch'], baseName: string): void {
+  const layer = /(?:^|\.)layers\.(\d+)\./.exec(module);
+  if (layer && Number(layer[1]) >= arch.numLayers) {
+    throw new LorafitError('E_EXPORT', `${stFile}: '${a}' adapts layer ${layer[1]}, but ${baseName} has ${arch.numLayers} layers: was the adapter trained on another model?`);
+  }
+  if (module === 'lm_head' && arch.tieWordEmbeddings) {
+    throw new LorafitError('E_EXPORT', `${stFile}: '${a}' adapts lm_head, but ${baseName} ties it to the embedding (llama.cpp has no output.weight to adapt); merge and export the model instead`);
+  }
+  const want = baseLinearShape(module, arch);
+  if (!want) return;
+  const [out, inp] = want;
+  if (aShape[1] !== inp || bShape[0] !== out) {
+    throw new LorafitError(
+      'E_EXPORT',
+      `${stFile}: '${a}' [${aShape.join(', ')}] and '${b}' [${bShape.join(', ')}] do not fit ${baseName}, whose ${module} weight is [${out}, ${inp}] (${arch.hfArch}, hidden ${arch.hiddenSize}): was the adapter trained on another model?`,
+    );
+  }
 }
 
 function compareModules(x: string, y: string): number {

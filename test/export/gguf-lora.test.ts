@@ -1,9 +1,10 @@
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { GgufValueType as T, exportLoraGguf, permuteQk } from '../../lib/export/index.js';
+import { GgufValueType as T, exportGguf, exportLoraGguf, permuteQk } from '../../lib/export/index.js';
 import { readSafetensors, toFloat32 } from '../../lib/safetensors.js';
-import { FIXTURES, readGguf, tempDir } from './helpers.js';
+import { smollm2Gguf } from '../gguf/reference.js';
+import { FIXTURES, readGguf, tempDir, writeByteTokenizer } from './helpers.js';
 
 type Kv = Record<string, { value: unknown; type: number }>;
 const dir = tempDir();
@@ -84,6 +85,53 @@ describe('exportLoraGguf', () => {
     await expect(exportLoraGguf(adapterCopy('nobase', { base_model_name_or_path: 'meta-llama/Nope' }), join(dir, 'x.gguf'))).rejects.toMatchObject({
       code: 'E_EXPORT',
       message: expect.stringContaining('baseModelDir'),
+    });
+  });
+
+  it('a GGUF base (baseModel, or a .gguf base_model_name_or_path as lorafit train writes it) gives the same file as its HF folder', async () => {
+    const ggufBase = join(dir, 'llama-base.gguf');
+    await exportGguf(join(FIXTURES, 'llama', 'model'), ggufBase, { dtype: 'F32', tokenizerDir: writeByteTokenizer(join(dir, 'tok')) });
+    const fromHf = await exportLoraGguf(join(FIXTURES, 'llama', 'adapter'), join(dir, 'from-hf.gguf'), { baseModelDir: join(FIXTURES, 'llama', 'model') });
+    const fromGguf = await exportLoraGguf(join(FIXTURES, 'llama', 'adapter'), join(dir, 'from-gguf.gguf'), { baseModel: ggufBase });
+    expect(fromGguf.base).toEqual({ format: 'gguf', path: ggufBase, spec: ggufBase });
+    expect(fromHf.base.format).toBe('hf');
+    expect(fromGguf.targets).toEqual(fromHf.targets);
+    expect(readFileSync(fromGguf.file)).toEqual(readFileSync(fromHf.file));
+    // the adapter names the GGUF file itself
+    const named = join(dir, 'named');
+    cpSync(join(FIXTURES, 'llama', 'adapter'), named, { recursive: true });
+    const cfg = JSON.parse(readFileSync(join(named, 'adapter_config.json'), 'utf8'));
+    writeFileSync(join(named, 'adapter_config.json'), JSON.stringify({ ...cfg, base_model_name_or_path: ggufBase }));
+    const byName = await exportLoraGguf(named, join(dir, 'by-name.gguf'));
+    expect(byName.base.path).toBe(ggufBase);
+    const [a, b] = [await readGguf(byName.file), await readGguf(fromHf.file)];
+    expect((a.typedMetadata as unknown as Kv)['general.name'].value).toBe('named');
+    expect(a.tensorInfos.map((t) => t.name)).toEqual(b.tensorInfos.map((t) => t.name));
+    for (const t of b.tensorInfos) {
+      const n = t.shape.reduce((x, y) => x * Number(y), 1);
+      expect(a.f32(t.name, n), t.name).toEqual(b.f32(t.name, n));
+    }
+  });
+
+  it('an adapter for another model is refused, naming the adapter file, the tensor and the base shape', async () => {
+    // the llama fixture's adapter (hidden 64) on the real SmolLM2 GGUF (hidden 576)
+    const smol = smollm2Gguf();
+    await expect(exportLoraGguf(join(FIXTURES, 'llama', 'adapter'), join(dir, 'x.gguf'), { baseModel: smol })).rejects.toMatchObject({
+      code: 'E_EXPORT',
+      message: expect.stringMatching(/adapter_model\.safetensors: '.*layers\.0\..*lora_A\.weight' \[4, \d+\] and .* do not fit the base model .*SmolLM2.*weight is \[\d+, \d+\] \(llama, hidden 576\): was the adapter trained on another model/),
+    });
+    // more layers than the base has
+    const deep = join(dir, 'deep');
+    cpSync(join(FIXTURES, 'llama', 'adapter'), deep, { recursive: true });
+    const st = readFileSync(join(deep, 'adapter_model.safetensors'));
+    writeFileSync(join(deep, 'adapter_model.safetensors'), Buffer.from(st.toString('latin1').replaceAll('layers.1.', 'layers.7.'), 'latin1'));
+    await expect(exportLoraGguf(deep, join(dir, 'x.gguf'), { baseModelDir: join(FIXTURES, 'llama', 'model') })).rejects.toMatchObject({
+      code: 'E_EXPORT',
+      message: expect.stringMatching(/adapter_model\.safetensors: '.*layers\.7\..*' adapts layer 7, but the base model .* has 2 layers/),
+    });
+    await expect(exportLoraGguf(join(dir, 'missing-adapter'), join(dir, 'x.gguf'), { baseModel: smol })).rejects.toMatchObject({
+      code: 'E_EXPORT',
+      message: expect.stringMatching(/missing-adapter\/adapter_config\.json: not found/),
     });
   });
 });
