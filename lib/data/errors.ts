@@ -3,9 +3,11 @@
  *
  * Every error carries a stable `code` that callers can switch on, and where it applies the
  * `file`, 1-based `line` (or row) and `key` at fault, so a message can point a user at the exact
- * spot in a large dataset. The main library may later unify this with its own error classes; the
- * codes are the contract.
+ * spot in a large dataset. It is a LorafitError (the library's one error root); the codes are the
+ * contract.
  */
+import { LorafitError } from '../errors.js';
+
 export type LorafitDataErrorCode =
   | 'E_DATA_FORMAT' // a record has the wrong shape, or its format cannot be detected
   | 'E_DATA_PARSE' // a file cannot be parsed (malformed JSON line, broken CSV quoting, bad parquet)
@@ -21,16 +23,15 @@ export interface LorafitDataErrorDetails {
   cause?: unknown;
 }
 
-export class LorafitDataError extends Error {
-  readonly code: LorafitDataErrorCode;
+export class LorafitDataError extends LorafitError {
+  declare readonly code: LorafitDataErrorCode;
   readonly file?: string;
   readonly line?: number;
   readonly key?: string;
 
   constructor(code: LorafitDataErrorCode, message: string, details: LorafitDataErrorDetails = {}) {
-    super(formatMessage(message, details), details.cause === undefined ? undefined : { cause: details.cause });
+    super(code, formatMessage(message, details), details.cause === undefined ? undefined : { cause: details.cause });
     this.name = 'LorafitDataError';
-    this.code = code;
     this.file = details.file;
     this.line = details.line;
     this.key = details.key;

@@ -2,8 +2,10 @@
  * Errors thrown by the evaluation module.
  *
  * Every error carries a stable, machine-readable `code` so callers can branch
- * on it without parsing messages. Messages are written for a person to act on.
+ * on it without parsing messages. Messages are written for a person to act on. It is a
+ * LorafitError (the library's one error root).
  */
+import { LorafitError } from '../errors.js';
 
 /** Stable error codes of `lib/eval`. */
 export type LorafitEvalErrorCode =
@@ -22,15 +24,14 @@ export type LorafitEvalErrorCode =
   /** Perplexity accumulator fed with invalid values. */
   | 'E_PPL_INPUT';
 
-export class LorafitEvalError extends Error {
-  readonly code: LorafitEvalErrorCode;
+export class LorafitEvalError extends LorafitError {
+  declare readonly code: LorafitEvalErrorCode;
   /** HTTP status for `E_JUDGE_HTTP` errors caused by an HTTP answer. */
   readonly status?: number;
 
   constructor(code: LorafitEvalErrorCode, message: string, options?: { cause?: unknown; status?: number }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    super(code, message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'LorafitEvalError';
-    this.code = code;
     if (options?.status !== undefined) this.status = options.status;
   }
 }
