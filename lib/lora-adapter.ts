@@ -2,11 +2,11 @@
 //   const adapter = await LoraAdapter.create(model, { rank: 16, alpha: 32, targetModules: 'all-linear' });
 //   await adapter.save('out/adapter');                       // adapter_config.json + adapter_model.safetensors
 //   const again = await LoraAdapter.load(model, 'out/adapter', { name: 'tuned' });
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fromNative, LorafitError, optionError } from './errors.js';
 import { looksLikeHubId, resolveModelPath } from './hub/resolve.js';
-import { writeFileAtomicSync } from './fs-atomic.js';
+import { writeDirAtomic, writeFileAtomicSync } from './fs-atomic.js';
 import { checkPeftConfig, makePeftConfig, type PeftLoraConfig } from './lora/peft-config.js';
 import { DEFAULT_TARGETS, resolveTargets, shortNames, type TargetModules } from './lora/targets.js';
 import type { Model } from './model.js';
@@ -233,20 +233,10 @@ export class LoraAdapter {
       st.set(k, fromFloat32(v.data, v.shape));
     }
     const config = { ...this.config, base_model_name_or_path: options.baseModelNameOrPath ?? this.config.base_model_name_or_path, inference_mode: true };
-    const abs = resolve(dir);
-    const tmp = `${abs}.tmp-${process.pid}-${Date.now()}`;
-    mkdirSync(tmp, { recursive: true });
-    try {
+    await writeDirAtomic(dir, (tmp) => {
       writeFileAtomicSync(join(tmp, ADAPTER_WEIGHTS), serializeSafetensors(st, { format: 'pt' }));
       writeFileAtomicSync(join(tmp, ADAPTER_CONFIG), `${JSON.stringify(config, null, 2)}\n`);
-      const old = existsSync(abs) ? `${abs}.old-${process.pid}-${Date.now()}` : undefined;
-      if (old) renameSync(abs, old);
-      renameSync(tmp, abs);
-      if (old) rmSync(old, { recursive: true, force: true });
-    } catch (e) {
-      rmSync(tmp, { recursive: true, force: true });
-      throw e;
-    }
+    });
   }
 
   /**

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { LorafitError } from './errors.js';
 import { writeFileAtomic } from './fs-atomic.js';
+import { bf16ToFloat, halfToFloat } from './util/float16.js';
 
 export type StDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -114,7 +115,7 @@ export function toFloat32(t: StTensor): Float32Array {
       case 'F32': out[i] = dv.getFloat32(i * 4, true); break;
       case 'F64': out[i] = dv.getFloat64(i * 8, true); break;
       case 'BF16': out[i] = bf16ToFloat(dv.getUint16(i * 2, true)); break;
-      case 'F16': out[i] = f16ToFloat(dv.getUint16(i * 2, true)); break;
+      case 'F16': out[i] = halfToFloat(dv.getUint16(i * 2, true)); break;
       default: throw new LorafitError('E_SAFETENSORS', `toFloat32: dtype ${t.dtype} is not floating`);
     }
   }
@@ -146,19 +147,4 @@ export function fromFloat32(values: Float32Array, shape: number[]): StTensor {
 export function fromInt64(values: number[] | BigInt64Array, shape: number[]): StTensor {
   const arr = values instanceof BigInt64Array ? values : BigInt64Array.from(values, (v) => BigInt(v));
   return { dtype: 'I64', shape, bytes: new Uint8Array(arr.buffer.slice(0)) };
-}
-
-function bf16ToFloat(bits: number): number {
-  const buf = new DataView(new ArrayBuffer(4));
-  buf.setUint32(0, bits << 16);
-  return buf.getFloat32(0);
-}
-
-function f16ToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return s * 2 ** -14 * (f / 1024);
-  if (e === 31) return f ? NaN : s * Infinity;
-  return s * 2 ** (e - 15) * (1 + f / 1024);
 }

@@ -17,6 +17,7 @@ import type { Tokenizer } from '../tokenizer.js';
 import { LorafitDataError } from './errors.js';
 import { cleanInline, isCjk, markdownToParagraphs, parseFrontMatter } from './markdown-text.js';
 import { chunkParagraphs, estimateTokens, joinSentences, splitSentences } from './text-chunker.js';
+import { mulberry32, shuffled } from '../util/random.js';
 
 export type StyleTask = 'rewrite' | 'continue' | 'expand';
 
@@ -284,18 +285,5 @@ async function makeCounter(posts: MarkdownPost[], tokenizer: Tokenizer | undefin
 
 /** Deterministic Fisher-Yates with mulberry32. */
 export function shuffle<T>(items: readonly T[], seed: number): T[] {
-  let state = seed >>> 0;
-  const random = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [out[i], out[j]] = [out[j], out[i]];
-  }
-  return out;
+  return shuffled(items, mulberry32(seed));
 }

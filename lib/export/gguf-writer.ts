@@ -5,10 +5,11 @@
 // padding up to `general.alignment` (32), then each tensor's data, each padded to the alignment.
 // Tensors are added with their HF/numpy shape (outermost first); the writer reverses it into
 // ggml's `ne` order. Tensor data may be given lazily so that a model is never whole in memory.
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { basename, dirname, join } from 'node:path';
 import { LorafitError } from '../errors.js';
+import { writeFileAtomicStreamSync } from '../fs-atomic.js';
+import { bf16ToFloat, floatToBf16, floatToHalf, halfToFloat } from '../util/float16.js';
+
+export { bf16ToFloat, floatToBf16, floatToHalf, halfToFloat };
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
 export const GGUF_VERSION = 3;
@@ -166,13 +167,7 @@ export class GgufWriter {
 
   /** Writes the file atomically (temporary sibling, fsync, rename), encoding one tensor at a time. */
   write(file: string): void {
-    const tmp = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
-    const fd = openSync(tmp, 'w');
-    const put = (bytes: Uint8Array): void => {
-      let off = 0;
-      while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
-    };
-    try {
+    writeFileAtomicStreamSync(file, (put) => {
       put(this.headerBytes());
       for (const t of this.tensors) {
         const values = typeof t.data === 'function' ? t.data() : t.data;
@@ -185,14 +180,7 @@ export class GgufWriter {
         const p = pad(bytes.length, this.alignment);
         if (p) put(new Uint8Array(p));
       }
-      fsyncSync(fd);
-    } catch (e) {
-      closeSync(fd);
-      rmSync(tmp, { force: true });
-      throw e;
-    }
-    closeSync(fd);
-    renameSync(tmp, file);
+    });
   }
 }
 
@@ -288,57 +276,6 @@ function u16Bytes(values: Float32Array, conv: (x: number) => number): Uint8Array
   const out = new Uint16Array(values.length); // platform order; Node runs little-endian on all supported targets
   for (let i = 0; i < values.length; i++) out[i] = conv(values[i]);
   return new Uint8Array(out.buffer);
-}
-
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/** float32 -> IEEE half bits, round to nearest even (as F16C / ggml's GGML_FP32_TO_FP16). */
-export function floatToHalf(x: number): number {
-  f32[0] = x;
-  const bits = u32[0];
-  const sign = (bits >>> 16) & 0x8000;
-  const exp = (bits >>> 23) & 0xff;
-  let mant = bits & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 | (mant >>> 13) : 0); // inf / quiet NaN
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00; // overflow -> inf
-  if (e <= 0) {
-    if (e < -10) return sign; // underflows to zero
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let h = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const half = 1 << (shift - 1);
-    if (rem > half || (rem === half && (h & 1))) h++;
-    return sign | h;
-  }
-  let h = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++; // may carry into the exponent: correct (to inf at the top)
-  return sign | h;
-}
-
-export function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return s * 2 ** -14 * (f / 1024);
-  if (e === 31) return f ? NaN : s * Infinity;
-  return s * 2 ** (e - 15) * (1 + f / 1024);
-}
-
-/** float32 -> bfloat16 bits, round to nearest even, NaN kept quiet (as gguf-py / ggml). */
-export function floatToBf16(x: number): number {
-  f32[0] = x;
-  const bits = u32[0];
-  if ((bits & 0x7fffffff) > 0x7f800000) return ((bits >>> 16) | 64) & 0xffff;
-  return ((bits + (0x7fff + ((bits >>> 16) & 1))) >>> 16) & 0xffff;
-}
-
-export function bf16ToFloat(b: number): number {
-  u32[0] = (b & 0xffff) << 16;
-  return f32[0];
 }
 
 /** C's roundf: round half away from zero. */

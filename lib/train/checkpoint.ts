@@ -3,10 +3,10 @@
 // (optimizer.safetensors) and trainer_state.json (step, data position, best metric, history,
 // options). Written into a temporary folder and renamed, so a checkpoint folder is either
 // complete or absent, even if the process is killed mid-write.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { LorafitError } from '../errors.js';
-import { writeFileAtomicSync } from '../fs-atomic.js';
+import { writeDirAtomic, writeFileAtomicSync } from '../fs-atomic.js';
 import { fromFloat32, readSafetensors, serializeSafetensors, toFloat32, type StTensor } from '../safetensors.js';
 
 export const TRAINER_STATE = 'trainer_state.json';
@@ -43,19 +43,16 @@ export async function writeCheckpoint(
   mkdirSync(outputDir, { recursive: true });
   const final = join(outputDir, checkpointName(state.globalStep));
   const tmp = join(outputDir, `.${checkpointName(state.globalStep)}.tmp-${process.pid}`);
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp);
-  try {
-    await writeWeights(tmp);
-    const tensors = new Map<string, StTensor>(optimizer.entries.map((e) => [e.key, fromFloat32(e.data, e.shape)]));
-    writeFileAtomicSync(join(tmp, OPTIMIZER_FILE), serializeSafetensors(tensors, { step: String(optimizer.step) }));
-    writeFileAtomicSync(join(tmp, TRAINER_STATE), `${JSON.stringify(state, null, 2)}\n`);
-    if (existsSync(final)) rmSync(final, { recursive: true, force: true });
-    renameSync(tmp, final);
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw e;
-  }
+  await writeDirAtomic(
+    final,
+    async (dir) => {
+      await writeWeights(dir);
+      const tensors = new Map<string, StTensor>(optimizer.entries.map((e) => [e.key, fromFloat32(e.data, e.shape)]));
+      writeFileAtomicSync(join(dir, OPTIMIZER_FILE), serializeSafetensors(tensors, { step: String(optimizer.step) }));
+      writeFileAtomicSync(join(dir, TRAINER_STATE), `${JSON.stringify(state, null, 2)}\n`);
+    },
+    { tmp },
+  );
   return final;
 }
 

