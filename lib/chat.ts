@@ -11,6 +11,7 @@
 import type { ChatMessage } from './chat-template.js';
 import { LorafitError, optionError } from './errors.js';
 import { streamText, type GenerateOptions } from './generation.js';
+import type { Logger } from './logger.js';
 import type { ResolveOptions } from './hub/index.js';
 import { Model, type ModelLoadOptions } from './model.js';
 import { resolveModelSource } from './model-source.js';
@@ -118,6 +119,8 @@ export interface LoadModelAndTokenizerOptions extends ModelLoadOptions {
   hub?: ResolveOptions;
   /** 4-bit NF4 or 8-bit base weights (passed to Model.load, which validates it). */
   quantize?: 'nf4' | 'int8';
+  /** Gets one info line `model loaded` ({ dir, ms, modelType }) once the weights are in. */
+  logger?: Logger;
 }
 
 /**
@@ -129,10 +132,12 @@ export async function loadModelAndTokenizer(
   options: LoadModelAndTokenizerOptions = {},
 ): Promise<{ model: Model; tokenizer: Tokenizer; dir: string }> {
   if (typeof idOrDir !== 'string' || idOrDir.length === 0) throw new LorafitError('E_OPTION', 'loadModelAndTokenizer: give a model folder or a hub repo id');
-  const { tokenizer: tokenizerOptions, hub, ...loadOptions } = options;
+  const { tokenizer: tokenizerOptions, hub, logger, ...loadOptions } = options;
   const dir = (await resolveModelSource(idOrDir, hub)).path;
   // The tokenizer first: it is cheap and its absence should fail before a large model loads.
   const tokenizer = await Tokenizer.load(dir, tokenizerOptions);
+  const t0 = Date.now();
   const model = await Model.load(dir, loadOptions as ModelLoadOptions);
+  logger?.info({ dir, ms: Date.now() - t0, modelType: model.config.modelType }, 'model loaded');
   return { model, tokenizer, dir };
 }

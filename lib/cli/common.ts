@@ -7,9 +7,10 @@ import type { Argv } from 'yargs';
 import { LorafitError } from '../errors.js';
 import { resolveModelPath } from '../hub/index.js';
 import { LoraAdapter } from '../lora-adapter.js';
-import { Model, type Dtype, type ModelLoadOptions } from '../model.js';
+import { loadModelAndTokenizer } from '../chat.js';
+import type { Model, Dtype, ModelLoadOptions } from '../model.js';
 import { resolveModelSource } from '../model-source.js';
-import { Tokenizer } from '../tokenizer.js';
+import type { Tokenizer } from '../tokenizer.js';
 
 export interface GlobalArgs {
   verbose?: boolean;
@@ -86,13 +87,9 @@ export function modelName(idOrDir: string): string {
 }
 
 export async function openModel(spec: string, args: ModelArgs, log?: Logger): Promise<{ model: Model; tokenizer: Tokenizer; dir: string }> {
-  const dir = await modelDir(spec);
-  // The tokenizer first: it is cheap, and a bad one should fail before a large model loads.
-  const tokenizer = await Tokenizer.load(dir);
-  const t0 = Date.now();
-  const model = await Model.load(dir, loadOptions(args));
-  log?.info({ dir, ms: Date.now() - t0, modelType: model.config.modelType }, 'model loaded');
-  return { model, tokenizer, dir };
+  // An empty --model gets the resolver's message (it lists every kind of model spec).
+  if (!spec) await resolveModelSource(spec);
+  return loadModelAndTokenizer(spec, { ...loadOptions(args), logger: log });
 }
 
 export interface AdapterSpec {
