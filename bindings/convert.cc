@@ -45,6 +45,15 @@ at::Tensor ToLongTensor(Napi::Env env, Napi::Value value, const std::vector<int6
   ThrowCoded(env, "E_INPUT", what + " must be an Int32Array, BigInt64Array or array of integers");
 }
 
+std::vector<int64_t> ToLongVector(Napi::Env env, Napi::Value value, const std::string& what) {
+  const int64_t n = value.IsTypedArray() ? static_cast<int64_t>(value.As<Napi::TypedArray>().ElementLength())
+                    : value.IsArray()    ? static_cast<int64_t>(value.As<Napi::Array>().Length())
+                                         : -1;
+  if (n < 0) ThrowCoded(env, "E_INPUT", what + " must be an Int32Array, BigInt64Array or array of integers");
+  at::Tensor t = ToLongTensor(env, value, {n}, what);
+  return std::vector<int64_t>(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + n);
+}
+
 Napi::Float32Array ToFloat32Array(Napi::Env env, const at::Tensor& t) {
   at::Tensor c = t.to(at::kCPU, at::kFloat).contiguous();
   auto out = Napi::Float32Array::New(env, c.numel());

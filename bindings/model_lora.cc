@@ -33,7 +33,7 @@ std::vector<std::string> StringList(Napi::Env env, Napi::Value v, const char* wh
   return out;
 }
 
-// [{ inputIds, labels, attentionMask?, shape: [B, T] }] -> micro-batches (copied now, on the JS thread)
+// [{ inputIds, labels, attentionMask?, segments?, shape: [B, T] }] -> micro-batches (copied now, on the JS thread)
 std::vector<lorafit::MicroBatch> ToMicroBatches(Napi::Env env, Napi::Value v) {
   if (!v.IsArray()) ThrowCoded(env, "E_INPUT", "batches must be an array");
   Napi::Array a = v.As<Napi::Array>();
@@ -49,6 +49,7 @@ std::vector<lorafit::MicroBatch> ToMicroBatches(Napi::Env env, Napi::Value v) {
     mb.labels = ToLongTensor(env, o.Get("labels"), shape, where + ".labels");
     if (o.Has("attentionMask") && !o.Get("attentionMask").IsUndefined())
       mb.attention_mask = ToLongTensor(env, o.Get("attentionMask"), shape, where + ".attentionMask");
+    if (o.Has("segments") && !o.Get("segments").IsUndefined()) mb.segments = ToLongVector(env, o.Get("segments"), where + ".segments");
     out.push_back(std::move(mb));
   }
   return out;

@@ -106,6 +106,7 @@ Napi::Value ModelWrap::Forward(const Napi::CallbackInfo& info) {
     fo.attention_mask = ToLongTensor(env, opts.Get("attentionMask"), shape, "attentionMask");
   if (opts.Has("positionIds") && !opts.Get("positionIds").IsUndefined())
     fo.position_ids = ToLongTensor(env, opts.Get("positionIds"), shape, "positionIds");
+  if (opts.Has("segments") && !opts.Get("segments").IsUndefined()) fo.segments = ToLongVector(env, opts.Get("segments"), "segments");
   fo.last_only = OptBool(opts, "lastOnly", false);
   fo.output_hidden_states = OptBool(opts, "outputHiddenStates", false);
 

@@ -97,6 +97,12 @@ export interface ForwardOptions {
   attentionMask?: number[] | number[][] | TokenBatch;
   /** Explicit positions, same shape as the ids (default 0..seq-1). */
   positionIds?: number[] | number[][] | TokenBatch;
+  /**
+   * Padding-free / packed rows: the lengths of the sequences laid end to end over the rows
+   * (row-major, summing to batch x seq, every row starting one). Each sequence attends only to
+   * itself and its positions restart at 0 (unless positionIds is given); attentionMask is not used.
+   */
+  segmentLengths?: ArrayLike<number>;
   /** Return only the last position's logits: shape [batch, 1, vocab]. */
   lastOnly?: boolean;
   /** Also return HF-style hidden states (embeddings, each layer, final norm). */
@@ -115,6 +121,22 @@ export interface MicroBatch {
   inputIds: number[][] | TokenBatch;
   labels: number[][] | TokenBatch;
   attentionMask?: number[][] | TokenBatch;
+  /**
+   * Padding-free / packed: the lengths of the examples laid end to end over the rows (row-major,
+   * summing to batch x seq; every row starts one). Each example attends only to itself (block-
+   * diagonal causal attention), its positions restart at 0, and the label of its first token is
+   * not counted (as the shift drops a row's first label). attentionMask is then not used.
+   */
+  segmentLengths?: ArrayLike<number>;
+}
+
+function toSegments(s: ArrayLike<number> | undefined, what: string): Int32Array | undefined {
+  if (s === undefined) return undefined;
+  const out = Int32Array.from(s as ArrayLike<number>);
+  for (let i = 0; i < out.length; i++) {
+    if (!(out[i] > 0) || out[i] !== (s as ArrayLike<number>)[i]) throw new LorafitError('E_SHAPE', `${what}[${i}] must be a positive integer, got ${String((s as ArrayLike<number>)[i])}`);
+  }
+  return out;
 }
 
 function toNativeBatch(b: MicroBatch, i: number): NativeMicroBatch {
@@ -126,7 +148,7 @@ function toNativeBatch(b: MicroBatch, i: number): NativeMicroBatch {
       throw new LorafitError('E_SHAPE', `batches[${i}].${name} has shape [${t.shape.join(', ')}] but inputIds has [${ids.shape.join(', ')}]`);
     }
   }
-  return { inputIds: ids.data, labels: labels.data, attentionMask: mask?.data, shape: ids.shape };
+  return { inputIds: ids.data, labels: labels.data, attentionMask: mask?.data, segments: toSegments(b.segmentLengths, `batches[${i}].segmentLengths`), shape: ids.shape };
 }
 
 export class Model {
@@ -311,6 +333,7 @@ export class Model {
         const r = await handle.forward(ids.data, ids.shape, {
           attentionMask: mask?.data,
           positionIds: pos?.data,
+          segments: toSegments(options.segmentLengths, 'segmentLengths'),
           lastOnly: options.lastOnly ?? false,
           outputHiddenStates: options.outputHiddenStates ?? false,
         });

@@ -11,6 +11,8 @@ export type IdArray = Int32Array | BigInt64Array | number[];
 export interface NativeForwardOptions {
   attentionMask?: IdArray;
   positionIds?: IdArray;
+  /** Padding-free / packed: example lengths laid end to end over the rows (see MicroBatch.segmentLengths). */
+  segments?: IdArray;
   lastOnly?: boolean;
   outputHiddenStates?: boolean;
 }
@@ -26,6 +28,7 @@ export interface NativeMicroBatch {
   inputIds: IdArray;
   labels: IdArray;
   attentionMask?: IdArray;
+  segments?: IdArray;
   shape: [number, number];
 }
 

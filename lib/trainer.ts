@@ -109,7 +109,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
 
   get plan(): BatchPlan {
     const o = this.options;
-    return { batchSize: o.batchSize, accumulation: o.gradientAccumulationSteps, seed: o.seed, groupByLength: o.groupByLength, shuffle: o.shuffle };
+    return { batchSize: o.batchSize, accumulation: o.gradientAccumulationSteps, seed: o.seed, groupByLength: o.groupByLength, shuffle: o.shuffle, paddingFree: o.paddingFree };
   }
 
   get totalSteps(): number {
@@ -403,6 +403,11 @@ function countInputTokens(batches: MicroBatch[]): number {
   for (const b of batches) {
     const mask = b.attentionMask as { data: ArrayLike<number> } | undefined;
     if (mask && 'data' in mask) for (let i = 0; i < mask.data.length; i++) n += mask.data[i] ? 1 : 0;
+    else if (!mask) {
+      // Padding-free: every token of the row is an input token.
+      const ids = b.inputIds as { data?: ArrayLike<number> } | number[][];
+      n += Array.isArray(ids) ? ids.reduce((s, r) => s + r.length, 0) : (ids.data?.length ?? 0);
+    }
   }
   return n;
 }

@@ -121,9 +121,50 @@ std::unique_ptr<CausalLM> CausalLM::load(const ModelConfig& config, WeightSource
   return m;
 }
 
+namespace {
+// Checks `segments` against a [B, T] input and returns the positions restarting per segment.
+at::Tensor segment_positions(const std::vector<int64_t>& segments, int64_t B, int64_t T, at::Device device) {
+  std::vector<int64_t> pos;
+  pos.reserve(static_cast<size_t>(B * T));
+  int64_t offset = 0;
+  for (int64_t len : segments) {
+    if (len <= 0) throw Error("E_SHAPE", "segment lengths must be positive, got " + std::to_string(len));
+    if (offset / T != (offset + len - 1) / T)
+      throw Error("E_SHAPE", "a segment crosses a row boundary (rows of " + std::to_string(T) + " tokens): every row must start a segment");
+    for (int64_t i = 0; i < len; ++i) pos.push_back(i);
+    offset += len;
+    if (offset > B * T) break;
+  }
+  if (offset != B * T)
+    throw Error("E_SHAPE", "segment lengths sum to " + std::to_string(offset) + " but the input holds " + std::to_string(B * T) + " tokens");
+  return at::tensor(pos, at::kLong).view({B, T}).to(device);
+}
+}  // namespace
+
 at::Tensor CausalLM::hidden(const at::Tensor& input_ids, const ForwardOptions& o, const ForwardContext& ctx,
                             std::vector<at::Tensor>* hidden_states) const {
   if (input_ids.dim() != 2) throw Error("E_SHAPE", "input_ids must be [batch, seq]");
+  if (o.segments.empty()) return hidden_rows(input_ids, o, ctx, hidden_states);
+  // Padding-free: the rows run as one row of B*T tokens, attention isolated per segment.
+  if (ctx.cache) throw Error("E_INPUT", "segments (padding-free rows) cannot be combined with a KV cache");
+  const int64_t B = input_ids.size(0), T = input_ids.size(1);
+  at::Tensor pos = segment_positions(o.segments, B, T, device_);
+  if (o.position_ids.defined()) {
+    if (o.position_ids.sizes() != input_ids.sizes()) throw Error("E_SHAPE", "position_ids must have the shape of input_ids");
+    pos = o.position_ids.to(device_, at::kLong);
+  }
+  ForwardOptions flat;
+  flat.position_ids = pos.reshape({1, B * T});
+  ForwardContext seg = ctx;
+  seg.segments = &o.segments;
+  at::Tensor h = hidden_rows(input_ids.reshape({1, B * T}), flat, seg, hidden_states);  // [1, B*T, hidden]
+  if (hidden_states)
+    for (auto& t : *hidden_states) t = t.view({B, T, -1});
+  return h.view({B, T, -1});
+}
+
+at::Tensor CausalLM::hidden_rows(const at::Tensor& input_ids, const ForwardOptions& o, const ForwardContext& ctx,
+                                 std::vector<at::Tensor>* hidden_states) const {
   const int64_t B = input_ids.size(0), T = input_ids.size(1);
   const int64_t past = ctx.cache ? ctx.cache->length : 0;
   at::Tensor ids = input_ids.to(device_, at::kLong);
@@ -146,11 +187,14 @@ at::Tensor CausalLM::hidden(const at::Tensor& input_ids, const ForwardOptions& o
   // Without padding or a cache, full-attention layers need no mask tensor: SDPA's is_causal path
   // (flash attention on CPU) keeps no [B, H, T, S] weights for backward. Soft-capping (eager
   // attention) always needs the explicit bias.
-  const bool plain_causal = past == 0 && config_.attn_logit_softcapping <= 0 &&
-                            (!o.attention_mask.defined() || o.attention_mask.ne(0).all().item<bool>());
+  // Segments (padding-free rows) are isolated inside the attention layers, which build their own
+  // per-segment masks.
+  const bool plain_causal = ctx.segments != nullptr ||
+                            (past == 0 && config_.attn_logit_softcapping <= 0 &&
+                             (!o.attention_mask.defined() || o.attention_mask.ne(0).all().item<bool>()));
   at::Tensor full_bias = plain_causal ? at::Tensor() : attention_bias(o.attention_mask, B, T, past, 0, dtype_, device_);
   at::Tensor sliding_bias;
-  if (config_.sliding_window > 0) sliding_bias = attention_bias(o.attention_mask, B, T, past, config_.sliding_window, dtype_, device_);
+  if (config_.sliding_window > 0 && !ctx.segments) sliding_bias = attention_bias(o.attention_mask, B, T, past, config_.sliding_window, dtype_, device_);
   if (hidden_states) hidden_states->push_back(h);
   for (size_t i = 0; i < layers_.size(); ++i) {
     const DecoderLayer& layer = layers_[i];

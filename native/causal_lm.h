@@ -40,7 +40,11 @@ struct StorageReport {
 
 struct ForwardOptions {
   at::Tensor attention_mask;   // [B, S] 1 = token, 0 = padding; undefined = all ones
-  at::Tensor position_ids;     // [B, T] int64; undefined = past .. past+T-1
+  at::Tensor position_ids;     // [B, T] int64; undefined = past .. past+T-1 (with segments: 0.. per segment)
+  // Padding-free / packed input: lengths of the examples laid end to end over the B*T tokens in
+  // row-major order (sum = B*T; every row starts a segment). Each example attends only to itself
+  // and its positions restart at 0; the attention mask is then not used. Empty: ordinary rows.
+  std::vector<int64_t> segments;
   bool last_only = false;      // logits of the last position only
   bool output_hidden_states = false;
 };
@@ -114,6 +118,9 @@ class CausalLM {
 
  private:
   CausalLM(ModelConfig config, at::ScalarType dtype, at::Device device);
+  // hidden() for ordinary rows (ctx.segments set: one packed row).
+  at::Tensor hidden_rows(const at::Tensor& input_ids, const ForwardOptions& options, const ForwardContext& ctx,
+                         std::vector<at::Tensor>* hidden_states) const;
 
   ModelConfig config_;
   at::ScalarType dtype_;

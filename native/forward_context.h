@@ -2,6 +2,7 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,10 @@ struct ForwardContext {
   at::Generator generator;                   // the caller's own RNG for dropout (never the global one)
   KVCache* cache = nullptr;                  // generation: keys/values of earlier positions
   bool gradient_checkpointing = false;       // recompute each decoder layer in backward
+  // Padding-free / packed rows: the lengths of the examples laid end to end along the one row
+  // [1, N] that the layers see (sum = N). Each example attends only to itself (block-diagonal
+  // causal); null: ordinary rows.
+  const std::vector<int64_t>* segments = nullptr;
 };
 
 }  // namespace lorafit

@@ -25,6 +25,22 @@ std::vector<at::Tensor> trainable_parameters(CausalLM& model) {
   return out;
 }
 
+at::Tensor effective_labels(const MicroBatch& mb) {
+  if (mb.segments.size() <= 1) return mb.labels;
+  at::Tensor labels = mb.labels.to(at::kLong).clone();
+  at::Tensor flat = labels.view({-1});
+  std::vector<int64_t> starts;
+  starts.reserve(mb.segments.size());
+  int64_t offset = 0;
+  for (int64_t len : mb.segments) {
+    if (offset >= flat.numel()) throw Error("E_SHAPE", "segment lengths sum to more than the batch's tokens");
+    starts.push_back(offset);
+    offset += len;
+  }
+  flat.index_fill_(0, at::tensor(starts, at::kLong).to(flat.device()), kIgnoreIndex);
+  return labels;
+}
+
 double grad_norm(const std::vector<at::Tensor>& params) {
   at::NoGradGuard no_grad;
   double sq = 0;
@@ -40,18 +56,24 @@ StepResult accumulate_gradients(CausalLM& model, const std::vector<MicroBatch>& 
     if (!p.requires_grad()) throw Error("E_ADAPTER", "a trainable tensor does not require grad");
     if (p.grad().defined()) p.mutable_grad().zero_();
   }
+  std::vector<at::Tensor> labels;
   int64_t total = 0;
-  for (const auto& mb : batches) total += count_loss_tokens(mb.labels);
+  for (const auto& mb : batches) {
+    labels.push_back(effective_labels(mb));
+    total += count_loss_tokens(labels.back());
+  }
   if (total == 0) throw Error("E_INPUT", "the batch has no labelled tokens (every label is -100 after the shift)");
   ForwardContext ctx = model.context(/*training=*/true);
   ctx.generator = generator;
   ctx.gradient_checkpointing = gradient_checkpointing;
   double sum = 0;
-  for (const auto& mb : batches) {
+  for (size_t i = 0; i < batches.size(); ++i) {
+    const MicroBatch& mb = batches[i];
     ForwardOptions fo;
     fo.attention_mask = mb.attention_mask;
+    fo.segments = mb.segments;
     at::Tensor h = model.hidden(mb.input_ids, fo, ctx);
-    auto [loss_sum, n] = masked_lm_loss_sum(h, mb.labels, model.lm_head_weight(), model.config().final_logit_softcapping);
+    auto [loss_sum, n] = masked_lm_loss_sum(h, labels[i], model.lm_head_weight(), model.config().final_logit_softcapping);
     if (n == 0) continue;
     (loss_sum / static_cast<double>(total)).backward();
     sum += loss_sum.item<double>();
@@ -71,8 +93,9 @@ std::pair<double, int64_t> evaluate_loss(CausalLM& model, const std::vector<Micr
   for (const auto& mb : batches) {
     ForwardOptions fo;
     fo.attention_mask = mb.attention_mask;
+    fo.segments = mb.segments;
     at::Tensor h = model.hidden(mb.input_ids, fo, ctx);
-    auto [loss_sum, n] = masked_lm_loss_sum(h, mb.labels, model.lm_head_weight(), model.config().final_logit_softcapping);
+    auto [loss_sum, n] = masked_lm_loss_sum(h, effective_labels(mb), model.lm_head_weight(), model.config().final_logit_softcapping);
     sum += loss_sum.item<double>();
     tokens += n;
   }

@@ -14,7 +14,14 @@ struct MicroBatch {
   at::Tensor input_ids;       // [B, T] int64
   at::Tensor labels;          // [B, T] int64, -100 = not counted
   at::Tensor attention_mask;  // [B, T] or undefined
+  // Padding-free / packed: lengths of the examples laid end to end over the B*T tokens (see
+  // ForwardOptions::segments). The label of each segment's first token is not counted (the token
+  // before it belongs to another example), exactly as the shift drops a row's first label.
+  std::vector<int64_t> segments;
 };
+
+// mb.labels with -100 at the first token of every segment (the labels themselves if no segments).
+at::Tensor effective_labels(const MicroBatch& mb);
 
 struct StepResult {
   double loss = 0;       // mean CE over the step's counted tokens

@@ -47,7 +47,7 @@ export const TRAIN_KEYS = {
   targetModules: { kind: 'list', describe: "Modules to adapt: names (q_proj,v_proj) or all-linear (default: PEFT's per architecture)" },
   useRslora: { kind: 'boolean', describe: 'rsLoRA scaling alpha/sqrt(r)' },
   maxSeqLength: { kind: 'integer', min: 2, describe: 'Longest example in tokens (default 512)' },
-  packing: { kind: 'boolean', describe: 'Pack examples into maxSeqLength blocks' },
+  packing: { kind: 'boolean', describe: 'Pack examples into maxSeqLength blocks (documents stay isolated)' },
   trainOn: { kind: 'string', values: ['all-assistant', 'last-assistant', 'all'], describe: 'Tokens that carry the loss in conversations (default all-assistant)' },
   maxSteps: { kind: 'integer', min: 1, describe: 'Optimizer steps (overrides epochs)' },
   epochs: { kind: 'integer', min: 1, describe: 'Passes over the data (default 1)' },
@@ -65,6 +65,7 @@ export const TRAIN_KEYS = {
   saveSteps: { kind: 'integer', min: 0, describe: 'Checkpoint every N steps (default: at the end)' },
   loggingSteps: { kind: 'integer', min: 1, describe: 'Report every N steps (default 1)' },
   gradientCheckpointing: { kind: 'boolean', describe: 'Recompute activations in backward (less memory)' },
+  paddingFree: { kind: 'boolean', describe: "Run each micro-batch's examples as one row, isolated per example, no padding (default true)" },
   samplePrompts: { kind: 'list', describe: 'Questions answered by the base and the tuned model after training (chat template, greedy)' },
 } as const satisfies Record<string, KeySpec>;
 

@@ -126,6 +126,7 @@ async function train(cfg: TrainConfig, log: ReturnType<typeof cliLogger>): Promi
       saveSteps: cfg.saveSteps,
       loggingSteps: cfg.loggingSteps,
       gradientCheckpointing: cfg.gradientCheckpointing,
+      paddingFree: cfg.paddingFree,
       padTokenId: tokenizer.padTokenId ?? 0,
       logger: log,
       signal: ac.signal,

@@ -26,7 +26,10 @@ export interface TokenizeOptions {
   /** Longer examples are cut at maxSeqLength (default) or dropped; both are counted in the stats. */
   overflow?: 'truncate' | 'drop';
   trainOn?: TrainOn;
-  /** Concatenate examples (text: `[bos] text eos`) and cut the stream into maxSeqLength blocks. */
+  /**
+   * Concatenate examples (text: `[bos] text eos`) and cut the stream into maxSeqLength blocks. The
+   * documents of a block stay isolated in training (segmentLengths): no token attends across them.
+   */
   packing?: boolean;
   /** Append EOS to raw text records. Default true. */
   addEos?: boolean;
@@ -41,6 +44,13 @@ export interface TokenizedExample {
   inputIds: Int32Array;
   /** Same length as inputIds; IGNORE_INDEX (-100) where no loss is computed. */
   labels: Int32Array;
+  /**
+   * Packed blocks only: the lengths of the documents (or pieces of documents) in the block, in
+   * order, summing to its length. Training isolates them: each attends only to itself and its
+   * positions restart at 0, so packing changes no document's numbers (a document cut at a block
+   * boundary continues in the next block as a piece of its own).
+   */
+  segmentLengths?: Int32Array;
 }
 
 export interface TokenizeStats {
@@ -202,27 +212,47 @@ function countTrained(labels: Int32Array): number {
   return n;
 }
 
-/** Concatenates examples and hands out full blocks of `size` tokens; the remainder comes last. */
+/**
+ * Concatenates examples and hands out full blocks of `size` tokens; the remainder comes last.
+ * Each block records the lengths of the document pieces it holds (segmentLengths).
+ */
 class Packer {
   private ids: number[] = [];
   private labels: number[] = [];
+  private pieces: number[] = [];  // lengths of the documents (pieces) in ids, summing to ids.length
   constructor(private readonly size: number) {}
 
   *push(ids: Int32Array, labels: Int32Array): Generator<TokenizedExample> {
+    if (ids.length === 0) return;
     for (let i = 0; i < ids.length; i++) {
       this.ids.push(ids[i]);
       this.labels.push(labels[i]);
     }
+    this.pieces.push(ids.length);
     while (this.ids.length >= this.size) {
-      yield { inputIds: Int32Array.from(this.ids.splice(0, this.size)), labels: Int32Array.from(this.labels.splice(0, this.size)) };
+      const segments: number[] = [];
+      let room = this.size;
+      while (room > 0) {
+        const take = Math.min(room, this.pieces[0]);
+        segments.push(take);
+        room -= take;
+        if (take === this.pieces[0]) this.pieces.shift();
+        else this.pieces[0] -= take;
+      }
+      yield {
+        inputIds: Int32Array.from(this.ids.splice(0, this.size)),
+        labels: Int32Array.from(this.labels.splice(0, this.size)),
+        segmentLengths: Int32Array.from(segments),
+      };
     }
   }
 
   finish(): TokenizedExample | null {
     if (this.ids.length === 0 || !this.labels.some((l) => l !== IGNORE_INDEX)) return null;
-    const out = { inputIds: Int32Array.from(this.ids), labels: Int32Array.from(this.labels) };
+    const out = { inputIds: Int32Array.from(this.ids), labels: Int32Array.from(this.labels), segmentLengths: Int32Array.from(this.pieces) };
     this.ids = [];
     this.labels = [];
+    this.pieces = [];
     return out;
   }
 }

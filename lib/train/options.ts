@@ -36,6 +36,7 @@ export interface TrainerOptions {
   padTokenId?: number;              // 0 (masked anyway)
   fullParameter?: boolean;          // train every base weight instead of an adapter (pretraining, full fine-tuning)
   gradientCheckpointing?: boolean;  // recompute each decoder layer in backward: less memory, ~30% more compute
+  paddingFree?: boolean;            // true: each micro-batch's examples run as one row, isolated per example (no pad token computed); false: rows padded to the longest
   signal?: AbortSignal;
   logger?: Logger;
 }
@@ -83,6 +84,7 @@ export function resolveOptions(o: TrainerOptions): ResolvedOptions {
     padTokenId: o.padTokenId ?? 0,
     fullParameter: o.fullParameter ?? false,
     gradientCheckpointing: o.gradientCheckpointing ?? false,
+    paddingFree: o.paddingFree ?? true,
     signal: o.signal,
     logger: o.logger,
   };
@@ -102,6 +104,7 @@ export function resolveOptions(o: TrainerOptions): ResolvedOptions {
   if (!(r.adamEpsilon > 0)) throw optionError('adamEpsilon', 'must be > 0');
   if (!['adamw', 'sgd'].includes(r.optimizer)) throw optionError('optimizer', `must be 'adamw' or 'sgd', got '${r.optimizer}'`);
   if (!['constant', 'linear', 'cosine'].includes(r.lrScheduler)) throw optionError('lrScheduler', `must be 'constant', 'linear' or 'cosine', got '${r.lrScheduler}'`);
+  if (typeof r.paddingFree !== 'boolean') throw optionError('paddingFree', `must be a boolean, got ${String(r.paddingFree)}`);
   if (!['error', 'skip'].includes(r.onNonFinite)) throw optionError('onNonFinite', "must be 'error' or 'skip'");
   if (!Number.isInteger(r.maxConsecutiveSkips) || r.maxConsecutiveSkips < 1) {
     throw optionError('maxConsecutiveSkips', `must be a positive integer (non-finite steps in a row before onNonFinite: 'skip' gives up), got ${r.maxConsecutiveSkips}`);

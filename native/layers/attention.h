@@ -18,6 +18,7 @@ class Attention {
   Attention(const ModelConfig& config, int64_t layer_index);
 
   // x: [B, T, hidden]; cos/sin: [B, T, head_dim]; bias: [B, 1, T, S] additive -> [B, T, hidden]
+  // With ctx.segments (B = 1, no cache) `bias` is ignored: each segment attends causally to itself.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& bias,
                      const ForwardContext& ctx) const;
 
@@ -25,11 +26,17 @@ class Attention {
   bool sliding() const { return sliding_; }
 
  private:
+  // q: [B, H, T, D], k/v: [B, H, S, D] (kv heads already repeated) -> [B, H, T, D]
+  at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias) const;
+  // The same over the segments of one packed row: block-diagonal causal attention.
+  at::Tensor attend_segments(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const std::vector<int64_t>& segments) const;
+
   int64_t layer_;
   int64_t heads_, kv_heads_, head_dim_;
   double scale_;
   double softcap_;
   bool sliding_;
+  int64_t window_;  // sliding window of the sliding layers (0: none)
 };
 
 }  // namespace lorafit

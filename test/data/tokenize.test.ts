@@ -174,6 +174,24 @@ describe('datasets: truncation, dropping, packing', () => {
     expect(examples.flatMap((e) => Array.from(e.inputIds))).toEqual(stream);
     expect(stats.truncated).toBe(0);
     expect(stats.tokens).toBe(stream.length);
+    // Each block records its document pieces, so training keeps the documents isolated: a
+    // document cut at a block boundary continues as the first piece of the next block.
+    const cuts: number[] = [];
+    let at = 0;
+    for (const e of examples) {
+      let sum = 0;
+      for (const len of e.segmentLengths!) {
+        expect(len).toBeGreaterThan(0);
+        sum += len;
+        cuts.push((at += len));
+      }
+      expect(sum).toBe(e.inputIds.length);
+    }
+    const docEnds = new Set<number>();
+    let end = 0;
+    for (const d of docs) docEnds.add((end += d.inputIds.length));
+    const blockEnds = new Set(examples.map((_, i) => Math.min(stream.length, (i + 1) * 128)));
+    expect(new Set(cuts)).toEqual(new Set([...docEnds, ...blockEnds]));
   });
 
   it('packing conversations keeps their masks', async () => {
