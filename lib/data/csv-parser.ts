@@ -1,8 +1,15 @@
 /**
- * Streaming RFC 4180 CSV parser: quoted fields, doubled quotes, commas and newlines inside quotes,
- * CRLF or LF line ends, a UTF-8 BOM. Feeds on chunks so large files never sit in memory whole.
- * Each record reports the 1-based line it starts on, for error messages.
+ * Streaming RFC 4180 CSV parsing through csv-parse: quoted fields, doubled quotes, commas and
+ * newlines inside quotes, CRLF, LF or CR line ends (mixed too), a UTF-8 BOM, blank lines skipped.
+ * Feeds on chunks so large files never sit in memory whole. Each record reports the 1-based line
+ * it starts on, for error messages.
+ *
+ * csv-parse's stream parser is driven synchronously (write a chunk, read the records it
+ * completed) so that `push` returns the records a chunk finished, whatever the chunk boundaries.
+ * Line numbers are counted here: a line break inside a quoted field is a "\n" (as the reader
+ * always counted), and the blank lines skipped before a record are read off its raw text.
  */
+import { Parser, type CsvError } from 'csv-parse';
 import { LorafitDataError } from './errors.js';
 
 export interface CsvRecord {
@@ -11,112 +18,84 @@ export interface CsvRecord {
 }
 
 export class CsvParser {
-  private field = '';
-  private fields: string[] = [];
-  private inQuotes = false;
-  /** A quote just closed a quoted section; the next char decides ("" escape or end of quoting). */
-  private quotePending = false;
-  private fieldStarted = false;
-  private line = 1;
-  private recordLine = 1;
-  private sawAnything = false;
-  private first = true;
-  private pendingCr = false;
+  private readonly parser: Parser;
+  /** The line the next record would start on, were there no blank lines before it. */
+  private nextLine = 1;
 
   constructor(
-    private readonly delimiter = ',',
+    delimiter = ',',
     private readonly file?: string,
-  ) {}
+  ) {
+    this.parser = new Parser({
+      delimiter,
+      bom: true,
+      record_delimiter: ['\n', '\r\n', '\r'],
+      skip_empty_lines: true,
+      relax_column_count: true, // the reader checks the field count per row (skipInvalid)
+      raw: true, // each record's source text, to number its line (cheaper than `info`)
+    });
+    this.parser.on('error', () => {}); // errors are read from `errored` and thrown by push()/end()
+  }
 
   /** Parse a chunk; returns the records completed by it. */
   push(chunk: string): CsvRecord[] {
-    const out: CsvRecord[] = [];
-    let text = chunk;
-    if (this.first) {
-      this.first = false;
-      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-    }
-    for (let i = 0; i < text.length; i++) {
-      const ch = text[i];
-      if (this.pendingCr) {
-        this.pendingCr = false; // a CR ended the previous chunk; skip the LF of its CRLF
-        if (ch === '\n') continue;
-      }
-      if (this.quotePending) {
-        this.quotePending = false;
-        if (ch === '"') {
-          this.field += '"';
-          this.inQuotes = true;
-          continue;
-        }
-        // fall through: the quoted section ended, handle ch as an ordinary character
-      } else if (this.inQuotes) {
-        if (ch === '"') {
-          this.inQuotes = false;
-          this.quotePending = true;
-        } else {
-          if (ch === '\n') this.line++;
-          this.field += ch;
-        }
-        continue;
-      }
-      if (ch === '"') {
-        if (!this.fieldStarted) {
-          this.inQuotes = true;
-          this.fieldStarted = true;
-          this.sawAnything = true;
-        } else {
-          throw new LorafitDataError('E_DATA_PARSE', 'CSV quote in the middle of an unquoted field', {
-            file: this.file,
-            line: this.line,
-          });
-        }
-      } else if (ch === this.delimiter) {
-        this.endField();
-        this.sawAnything = true;
-      } else if (ch === '\n' || ch === '\r') {
-        if (ch === '\r') {
-          if (i + 1 === text.length) this.pendingCr = true;
-          else if (text[i + 1] === '\n') i++;
-        }
-        const record = this.endRecord();
-        if (record) out.push(record);
-        this.line++;
-        this.recordLine = this.line;
-      } else {
-        this.field += ch;
-        this.fieldStarted = true;
-        this.sawAnything = true;
-      }
-    }
-    return out;
+    this.parser.write(chunk);
+    return this.drain();
   }
 
   /** Flush the last record; throws if a quoted field never closed. */
   end(): CsvRecord[] {
-    if (this.inQuotes) {
-      throw new LorafitDataError('E_DATA_PARSE', 'CSV quoted field is never closed', {
-        file: this.file,
-        line: this.recordLine,
-      });
+    this.parser.end();
+    return this.drain();
+  }
+
+  private drain(): CsvRecord[] {
+    const out: CsvRecord[] = [];
+    let item: { record: string[]; raw: string } | null;
+    while ((item = this.parser.read() as { record: string[]; raw: string } | null) !== null) {
+      const line = this.nextLine + blankLines(item.raw);
+      let breaks = 0;
+      for (const field of item.record) breaks += count(field, '\n');
+      this.nextLine = line + breaks + 1;
+      out.push({ fields: item.record, line });
     }
-    this.quotePending = false;
-    const record = this.endRecord();
-    return record ? [record] : [];
+    const err = this.parser.errored;
+    if (err) throw this.toDataError(err as CsvError);
+    return out;
   }
 
-  private endField(): void {
-    this.fields.push(this.field);
-    this.field = '';
-    this.fieldStarted = false;
+  private toDataError(err: CsvError): LorafitDataError {
+    const raw = (err as CsvError & { raw?: string }).raw ?? '';
+    const recordLine = this.nextLine + blankLines(raw);
+    // The offending character's line: the record's text so far can hold line breaks only
+    // inside quoted fields.
+    const here = recordLine + count(raw.slice(blankLines(raw)), '\n');
+    const at = (line: number) => ({ file: this.file, line, cause: err });
+    switch (err.code) {
+      case 'CSV_QUOTE_NOT_CLOSED':
+        return new LorafitDataError('E_DATA_PARSE', 'CSV quoted field is never closed', at(recordLine));
+      case 'INVALID_OPENING_QUOTE':
+        return new LorafitDataError('E_DATA_PARSE', 'CSV quote in the middle of an unquoted field', at(here));
+      case 'CSV_INVALID_CLOSING_QUOTE':
+        return new LorafitDataError('E_DATA_PARSE', 'CSV closing quote is followed by more characters (not a delimiter or line end)', at(here));
+      default:
+        return new LorafitDataError('E_DATA_PARSE', `CSV: ${err.message}`, at(here));
+    }
   }
+}
 
-  private endRecord(): CsvRecord | null {
-    if (!this.sawAnything) return null; // blank line
-    this.endField();
-    const record = { fields: this.fields, line: this.recordLine };
-    this.fields = [];
-    this.sawAnything = false;
-    return record;
-  }
+/**
+ * The blank lines csv-parse skipped before a record: its raw text starts with one character per
+ * skipped line end (the first of a CRLF).
+ */
+function blankLines(raw: string): number {
+  let n = 0;
+  while (n < raw.length && (raw[n] === '\n' || raw[n] === '\r')) n++;
+  return n;
+}
+
+function count(text: string, ch: string): number {
+  let n = 0;
+  for (let i = text.indexOf(ch); i !== -1; i = text.indexOf(ch, i + 1)) n++;
+  return n;
 }
