@@ -6,7 +6,6 @@
 // The lines are answers without their questions, so each becomes a chat whose user turn is one of
 // a few generic requests and whose assistant turn is the line; the loss is on the answer (and its
 // end-of-turn token) only. The questions asked before and after training are not among them.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ConversationRecord, DataRecord } from './data/formats.js';
 import { packageRoot } from './native.js';
@@ -36,16 +35,16 @@ const REQUESTS: readonly string[] = [
  * user sets (flags or config file) win over these.
  */
 export const DEFAULT_JOB_SETTINGS = {
-  maxSteps: 80,
+  maxSteps: 60,
   batchSize: 4,
-  learningRate: 1e-3,
+  learningRate: 2e-3,
   lrScheduler: 'cosine',
   warmupSteps: 5,
   loraRank: 16,
   loraAlpha: 32,
   targetModules: ['all-linear'],
-  maxSeqLength: 160,
-  evalSplit: 48,
+  maxSeqLength: 128,
+  evalSplit: 32,
   limit: 600,
   samplePrompts: [...DEFAULT_JOB_QUESTIONS],
 } as const;
@@ -63,9 +62,4 @@ export function styleConversations(records: DataRecord[]): ConversationRecord[] 
       source: r.source,
     };
   });
-}
-
-/** The raw lines (for tools that want them without the loader). */
-export function defaultJobLines(): string[] {
-  return readFileSync(defaultJobDataset(), 'utf8').split('\n').map((l) => l.trim()).filter(Boolean);
 }
