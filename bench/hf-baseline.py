@@ -5,6 +5,7 @@
   /root/.cache/lorafit/venv/bin/python bench/hf-baseline.py forward    --model DIR [--dtypes float32,bfloat16] [--seq 512] [--batch 1] [--runs 5]
   ... hf-baseline.py train_step --model DIR [--dtypes bfloat16,float32] [--batches 1,4] [--runs 3]
   ... hf-baseline.py loss       --model DIR_1_LAYER [--dtypes bfloat16,float32] [--tokens 2048] [--runs 5]
+  ... hf-baseline.py train --child CASE_JSON   (full optimizer steps; bench/train.ts passes the case)
 
 Each case runs in its own child process (peak RSS per case). torch.set_num_threads(--threads, 2).
 """
@@ -153,6 +154,70 @@ def run_train_step(case):
             "load_peak_rss_mb": load_peak, "run_peak_is_after_load": reset, **common_fields(torch, case["threads"])}
 
 
+def matmul_peaks(torch, n=2048, reps=5):
+    """GFLOP/s of the best of `reps` n^3 matmuls per dtype, in this process (after one untimed run)."""
+    out = {}
+    for name, dt in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+        a, b = torch.randn(n, n).to(dt), torch.randn(n, n).to(dt)
+        c = torch.empty(n, n, dtype=dt)
+        best = None
+        for i in range(reps + 1):
+            t0 = time.perf_counter()
+            torch.mm(a, b, out=c)
+            t = time.perf_counter() - t0
+            if i and (best is None or t < best):
+                best = t
+        out[name] = r1(2 * n ** 3 / best / 1e9)
+    return out
+
+
+def run_train(case):
+    """Full optimizer steps as transformers.Trainer takes them: zero_grad, forward with labels,
+    backward, clip_grad_norm_(1.0), AdamW(lr 2e-4) over the LoRA weights. Same ids and LoRA as
+    bench/train.ts; gradient checkpointing via gradient_checkpointing_enable (use_reentrant False);
+    NF4 via BitsAndBytesConfig(load_in_4bit, nf4, double quant, compute dtype = dtype)."""
+    import torch
+    torch.set_num_threads(case["threads"])
+    peaks = matmul_peaks(torch)
+    from transformers import AutoModelForCausalLM
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[case["dtype"]]
+    kw = {}
+    if case.get("quant") == "nf4":
+        from transformers import BitsAndBytesConfig
+        kw["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                       bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(case["model"], dtype=dtype, attn_implementation="sdpa", **kw)
+    if case.get("ckpt"):
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    load_peak = status_mb("VmHWM")
+    model = add_lora(model, case["rank"], case["alpha"])
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=2e-4, weight_decay=0.0)
+    reset = reset_peak_rss()
+    ids = torch.tensor(token_ids(case["batch"], case["seq"], model.config.vocab_size), dtype=torch.long)
+    last = {}
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        out = model(input_ids=ids, labels=ids, use_cache=False)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        last["loss"] = out.loss.item()
+
+    times = time_runs(step, case["runs"], case["warmup"])
+    ms = statistics.median(times)
+    return {"bench": "train", "impl": "hf", "dtype": case["dtype"], "quant": case.get("quant") or "none",
+            "seq": case["seq"], "batch": case["batch"], "ckpt": bool(case.get("ckpt")),
+            "layers": model.config.num_hidden_layers, "rank": case["rank"],
+            "tokens_per_s": r1(case["batch"] * case["seq"] / (ms / 1000)), "s_per_step": round(ms / 1000, 3),
+            "runs_s": [round(t / 1000, 3) for t in times], "loss": round(last["loss"], 4),
+            "peak_rss_mb": status_mb("VmHWM"), "load_peak_rss_mb": load_peak, "run_peak_is_after_load": reset,
+            "matmul_peak_gflops": peaks, **common_fields(torch, case["threads"])}
+
+
 def run_loss(case):
     torch, model, _ = load(case)
     import torch.nn.functional as F
@@ -213,7 +278,7 @@ def run_loss(case):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("bench", choices=["forward", "train_step", "loss", "generate"])
+    p.add_argument("bench", choices=["forward", "train_step", "loss", "generate", "train"])
     p.add_argument("--prompt", type=int, default=32)
     p.add_argument("--new", type=int, default=64)
     p.add_argument("--model", required=False)
@@ -232,7 +297,8 @@ def main():
     a = p.parse_args()
     if a.child:
         case = json.loads(a.child)
-        fn = {"forward": run_forward, "train_step": run_train_step, "loss": run_loss, "generate": run_generate}[a.bench]
+        fn = {"forward": run_forward, "train_step": run_train_step, "loss": run_loss, "generate": run_generate,
+              "train": run_train}[a.bench]
         print(json.dumps(fn(case)), flush=True)
         return
     if not a.model:

@@ -126,6 +126,8 @@ export interface NativeAddon {
   setThreads(n: number): number;
   getThreads(): number;
   cudaAvailable(): boolean;
+  /** Benchmarks only: seconds of each of `reps` n x n x n matmuls in `dtype` (after one untimed run). */
+  benchMatmul(n: number, dtype: string, reps: number, device?: string): Promise<number[]>;
   torchVersion: string;
 }
 

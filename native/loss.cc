@@ -30,7 +30,8 @@ struct LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy>
     // Chunk buffers reused by every chunk: glibc maps each tensor over 32 MiB fresh and unmaps it
     // on free, so per-chunk temporaries were page-faulted in again for every chunk.
     at::Tensor z_buf = at::empty({rows, vocab}, h.options());                     // [C, V] model dtype
-    at::Tensor zf_buf = at::empty({rows, vocab}, h.options().dtype(at::kFloat));  // [C, V] upcast logits
+    const bool upcast = h.scalar_type() != at::kFloat;  // fp32 models need no upcast copy
+    at::Tensor zf_buf = upcast ? at::empty({rows, vocab}, h.options().dtype(at::kFloat)) : at::Tensor();  // [C, V] upcast logits
     at::Tensor lp_buf = at::empty({rows, vocab}, h.options().dtype(at::kFloat));  // [C, V] log-probs, then dz
     at::Tensor minus_one = at::full({rows, 1}, -1.0f, lp_buf.options());
     for (int64_t start = 0; start < n; start += step) {
@@ -44,7 +45,7 @@ struct LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy>
         capped = at::tanh(z / softcap);                           // HF caps in the model dtype
         z.copy_(capped * softcap);
       }
-      at::Tensor zf = zf_buf.narrow(0, 0, len).copy_(z);          // the loss upcasts, as HF's loss does
+      at::Tensor zf = upcast ? zf_buf.narrow(0, 0, len).copy_(z) : z;  // the loss upcasts, as HF's loss does
       at::Tensor lp = lp_buf.narrow(0, 0, len);
       at::_log_softmax_out(lp, zf, 1, false);                     // [C, V] one fused row-wise kernel
       total -= lp.gather(1, tc).sum();

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <string>
+#include <vector>
 
 namespace lorafit {
 
@@ -21,5 +22,8 @@ bool cuda_available();
 // "float32" | "bfloat16" | "float16" -> dtype; throws Error(E_OPTION).
 at::ScalarType parse_dtype(const std::string& name);
 std::string torch_version();
+// Benchmarks only: seconds of each of `reps` n x n x n matmuls (C = A B, preallocated output) in
+// `dtype` on `device`, after one untimed run. 2 n^3 / seconds is the achieved FLOP rate.
+std::vector<double> time_matmul(int64_t n, at::ScalarType dtype, at::Device device, int reps);
 
 }  // namespace lorafit
