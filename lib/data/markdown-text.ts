@@ -4,7 +4,17 @@
  * comments, reference definitions and footnotes are dropped; link text, emphasis text, inline
  * code text, headings, list items and quotes are kept as plain text. Hard-wrapped lines of one
  * paragraph are joined (with a space, or without one between CJK characters).
+ *
+ * The Markdown is parsed by micromark (mdast-util-from-markdown, with GFM for tables, footnotes,
+ * strikethrough and autolinks) and the tree is walked; only what Markdown does not define is
+ * handled here: Jekyll/Liquid tags, and the text inside raw HTML (paragraph tags such as `<p>` and
+ * `<br>` that pages exported from other sites use instead of blank lines).
  */
+import type { Nodes, Parents, PhrasingContent, RootContent } from 'mdast';
+import { fromMarkdown } from 'mdast-util-from-markdown';
+import { gfmFromMarkdown } from 'mdast-util-gfm';
+import { cjkFriendlyExtension } from 'micromark-extension-cjk-friendly';
+import { gfm } from 'micromark-extension-gfm';
 
 export interface FrontMatter {
   data: Record<string, string | string[]>;
@@ -52,115 +62,184 @@ export function isCjk(ch: string | undefined): boolean {
   return ch !== undefined && CJK.test(ch);
 }
 
-const DROPPED_HTML_BLOCKS = /<(script|style|pre|table|iframe|video|audio|svg|figure|object|noscript)\b[\s\S]*?<\/\1\s*>/gi;
+/** Elements dropped with everything inside them. */
+const DROPPED_TAGS = ['script', 'style', 'pre', 'table', 'iframe', 'video', 'audio', 'svg', 'figure', 'object', 'noscript'];
+const DROPPED_OPEN = new RegExp(`<(${DROPPED_TAGS.join('|')})\\b`, 'i');
+const BLOCK_TAG = /<br\s*\/?>|<\/?(?:p|div|blockquote|li|ul|ol|h[1-6]|section|article|header|footer)\b[^>]*>/gi;
+const COMMENT = /<!--[\s\S]*?-->/g;
+const ANY_TAG = /<\/?[A-Za-z][^>]*>/g;
+const UNRESOLVED_REFERENCE = /\[([^\]]+)\]\[[^\]]*\]/g;
+
+// cjkFriendlyExtension: `**粗体。**后文` is emphasis, as CJK writers mean it (CommonMark's flanking
+// rules leave the asterisks in when the closing ones sit between punctuation and a letter).
+const MD = { extensions: [gfm(), cjkFriendlyExtension()], mdastExtensions: [gfmFromMarkdown()] };
+/** Inline Markdown only (titles, text inside HTML): no block constructs such as lists or headings. */
+const MD_INLINE = {
+  extensions: [gfm(), cjkFriendlyExtension(), { disable: { null: ['blockQuote', 'codeFenced', 'codeIndented', 'definition', 'headingAtx', 'htmlFlow', 'list', 'setextUnderline', 'thematicBreak', 'table', 'gfmFootnoteDefinition'] } }],
+  mdastExtensions: [gfmFromMarkdown()],
+};
 
 /** Plain paragraphs of a Markdown body (front matter already removed). */
 export function markdownToParagraphs(body: string): string[] {
   let text = body.replace(/\r\n?/g, '\n');
-  text = text.replace(/<!--[\s\S]*?-->/g, '\n');
+  // Jekyll/Liquid: not Markdown, so not in the tree.
   text = text.replace(/{%-?\s*(highlight|raw|codeblock)\b[\s\S]*?{%-?\s*end\1\s*-?%}/g, '\n');
   text = text.replace(/{%[\s\S]*?%}/g, '').replace(/{{[\s\S]*?}}/g, '');
-  text = text.replace(DROPPED_HTML_BLOCKS, '\n');
-  text = htmlBlocksToParagraphBreaks(text);
-
-  const paragraphs: string[] = [];
-  let current: string[] = [];
-  let fence: string | null = null;
-  let previousBlank = true;
-  let inIndentedCode = false;
-  let lastWasListItem = false;
-  const flush = () => {
-    if (current.length > 0) paragraphs.push(joinLines(current));
-    current = [];
-  };
-
-  for (const line of text.split('\n')) {
-    const fenceMatch = /^\s{0,3}(`{3,}|~{3,})/.exec(line);
-    if (fence !== null) {
-      if (fenceMatch && fenceMatch[1][0] === fence[0] && fenceMatch[1].length >= fence.length) fence = null;
-      continue;
-    }
-    if (fenceMatch) {
-      flush();
-      fence = fenceMatch[1];
-      continue;
-    }
-    if (line.trim() === '') {
-      flush();
-      previousBlank = true;
-      continue;
-    }
-    const indented = /^(?: {4}|\t)/.test(line) && !/^\s*<[A-Za-z/]/.test(line);
-    if (indented && (inIndentedCode || (previousBlank && !lastWasListItem))) {
-      inIndentedCode = true;
-      previousBlank = false;
-      continue;
-    }
-    inIndentedCode = false;
-    const wasBlank = previousBlank;
-    previousBlank = false;
-    const trimmed = line.trim();
-
-    if (/^(?:[-*_]\s*){3,}$/.test(trimmed) || /^=+$/.test(trimmed) || (/^-+$/.test(trimmed) && current.length > 0)) {
-      flush(); // horizontal rule or setext underline: the text above stays a paragraph
-      continue;
-    }
-    if (/^\|.*\|?$/.test(trimmed) || /^:?-{3,}:?\s*\|/.test(trimmed)) continue; // table rows
-    if (/^\[[^\]]+\]:\s*\S/.test(trimmed)) continue; // reference and footnote definitions
-    if (/^<\/?[A-Za-z][^>]*>$/.test(trimmed) && !/^<(?:a|code|em|strong|b|i|span)\b/i.test(trimmed)) continue;
-
-    const heading = /^#{1,6}\s+(.*?)\s*#*$/.exec(trimmed);
-    if (heading) {
-      flush();
-      current.push(heading[1]);
-      flush();
-      lastWasListItem = false;
-      continue;
-    }
-    let content = trimmed.replace(/^(?:>\s?)+/, '');
-    const listItem = /^(?:[-*+]|\d{1,3}[.)])\s+(.*)$/.exec(content);
-    if (listItem) {
-      flush();
-      content = listItem[1];
-      lastWasListItem = true;
-    } else if (wasBlank) {
-      lastWasListItem = false;
-    }
-    current.push(content);
-  }
-  flush();
-  return paragraphs.map(cleanInline).filter((p) => /[\p{L}\p{N}]/u.test(p));
+  // HTML pasted from other sites is often indented; an indented line that starts with a tag is that
+  // HTML, not an indented code block.
+  text = text.replace(/^[ \t]+(?=<[A-Za-z/!])/gm, '');
+  const w = new Walker();
+  w.blocks(fromMarkdown(text, MD).children);
+  w.flush();
+  return w.paragraphs.map(finish).filter((p) => /[\p{L}\p{N}]/u.test(p));
 }
 
-const BLOCK_TAG = /<br\s*\/?>|<\/?(?:p|div|blockquote|li|ul|ol|h[1-6]|section|article|header|footer)\b[^>]*>/gi;
+/** Inline Markdown and HTML to plain text. */
+export function cleanInline(text: string): string {
+  const w = new Walker();
+  w.inlineParse(text, true);
+  w.flush();
+  return w.paragraphs.map(finish).join(' ').replace(/[ \t\u00a0]+/g, ' ').trim();
+}
 
 /**
- * HTML exported from other sites (Zhihu answers, WordPress) marks paragraphs with `<p>`, `<br>` and
- * friends instead of blank lines: turn those tags into blank lines, outside fenced code.
+ * Walks the tree into paragraphs. Text accumulates in `current` (line breaks kept, joined at the
+ * end); a block, or a paragraph tag in HTML, ends the paragraph. Inside a dropped element
+ * (`<table>` ... `</table>`), which raw HTML may spread over several nodes, nothing is kept.
  */
-function htmlBlocksToParagraphBreaks(text: string): string {
-  let fence: string | null = null;
-  return text
-    .split('\n')
-    .map((line) => {
-      const f = /^\s{0,3}(`{3,}|~{3,})/.exec(line);
-      if (fence !== null) {
-        if (f && f[1][0] === fence[0] && f[1].length >= fence.length) fence = null;
-        return line;
+class Walker {
+  readonly paragraphs: string[] = [];
+  private current = '';
+  private dropping: string | null = null;
+  /** In a title (cleanInline) a paragraph tag is a space, not a new paragraph. */
+  private oneLine = false;
+  private inHtmlText = false;
+
+  flush(): void {
+    if (this.current.trim() !== '') this.paragraphs.push(this.current);
+    this.current = '';
+  }
+
+  blocks(nodes: RootContent[]): void {
+    for (const node of nodes) this.block(node);
+  }
+
+  private block(node: RootContent): void {
+    switch (node.type) {
+      case 'html':
+        this.flush();
+        this.html(node.value);
+        this.flush();
+        return;
+      case 'code':
+      case 'table':
+      case 'definition':
+      case 'footnoteDefinition':
+      case 'thematicBreak':
+      case 'yaml':
+        this.flush();
+        return;
+      case 'heading':
+      case 'paragraph':
+        this.flush();
+        this.inline(node.children);
+        this.flush();
+        return;
+      case 'blockquote':
+      case 'list':
+      case 'listItem':
+        this.flush();
+        this.blocks(node.children as RootContent[]);
+        this.flush();
+        return;
+      default:
+        if ('children' in node) this.blocks((node as Parents).children as RootContent[]);
+    }
+  }
+
+  private inline(nodes: PhrasingContent[] | Nodes[]): void {
+    for (const node of nodes as Nodes[]) {
+      switch (node.type) {
+        case 'text':
+          // a reference with no definition stays text by the spec ("[word][]"): keep the word
+          if (this.dropping === null) this.current += node.value.replace(UNRESOLVED_REFERENCE, '$1');
+          break;
+        case 'inlineCode':
+          if (this.dropping === null) this.current += node.value;
+          break;
+        case 'break':
+          this.current += '\n';
+          break;
+        case 'html':
+          // in text taken out of HTML the tags are gone: what is left (<?...?>, <!...>) is dropped
+          if (!this.inHtmlText) this.html(node.value);
+          break;
+        case 'image':
+        case 'imageReference':
+        case 'footnoteReference':
+          break;
+        default:
+          if ('children' in node) this.inline((node as Parents).children as Nodes[]);
       }
-      if (f) {
-        fence = f[1];
-        return line;
+    }
+  }
+
+  /** Raw HTML: comments and dropped elements go, paragraph tags split, the text between tags is Markdown again. */
+  private html(raw: string): void {
+    let rest = raw.replace(COMMENT, '\n');
+    for (;;) {
+      if (this.dropping !== null) {
+        const close = new RegExp(`</${this.dropping}\\s*>`, 'i').exec(rest);
+        if (!close) return;
+        rest = rest.slice(close.index + close[0].length);
+        this.dropping = null;
       }
-      if (!BLOCK_TAG.test(line)) return line;
-      BLOCK_TAG.lastIndex = 0;
-      return line
-        .replace(BLOCK_TAG, '\n\n')
-        .split('\n')
-        .map((part) => part.trim())
-        .join('\n');
-    })
-    .join('\n');
+      const open = DROPPED_OPEN.exec(rest);
+      const before = open ? rest.slice(0, open.index) : rest;
+      this.htmlText(before);
+      if (!open) return;
+      this.dropping = open[1].toLowerCase();
+      rest = rest.slice(open.index + open[0].length);
+    }
+  }
+
+  private htmlText(raw: string): void {
+    const pieces = raw.split(BLOCK_TAG);
+    pieces.forEach((piece, i) => {
+      if (i > 0) {
+        if (this.oneLine) this.current += ' ';
+        else this.flush();
+      }
+      const text = piece.replace(/<img\b[^>]*>/gi, '').replace(ANY_TAG, '');
+      if (text.trim() === '') return;
+      this.inHtmlText = true;
+      if (this.oneLine) this.inlineParse(text, true);
+      else {
+        // the text between tags: blank lines separate paragraphs, each one inline Markdown
+        text.split(/\n[ \t]*\n/).forEach((para, j) => {
+          if (j > 0) this.flush();
+          this.inlineParse(para.split('\n').map((l) => l.trim()).join('\n'), false);
+        });
+      }
+      this.inHtmlText = false;
+    });
+  }
+
+  inlineParse(text: string, oneLine: boolean): void {
+    const was = this.oneLine;
+    this.oneLine = oneLine || was;
+    for (const block of fromMarkdown(text, MD_INLINE).children) {
+      if (block.type === 'paragraph') this.inline(block.children);
+      else if (block.type === 'html') this.html(block.value);
+    }
+    this.oneLine = was;
+  }
+}
+
+/** A paragraph's lines trimmed and joined (no space between CJK characters), spaces collapsed. */
+function finish(paragraph: string): string {
+  const lines = paragraph.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  return joinLines(lines).replace(/[ \t\u00a0]+/g, ' ').trim();
 }
 
 function joinLines(lines: string[]): string {
@@ -170,30 +249,4 @@ function joinLines(lines: string[]): string {
     else out += isCjk(out[out.length - 1]) && isCjk(line[0]) ? line : ` ${line}`;
   }
   return out;
-}
-
-const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ', mdash: '—', ndash: '–', hellip: '…' };
-
-/** Inline Markdown and HTML to plain text. */
-export function cleanInline(text: string): string {
-  let t = text;
-  t = t.replace(/!\[[^\]]*\]\([^)]*\)/g, '').replace(/!\[[^\]]*\]\[[^\]]*\]/g, ''); // images
-  t = t.replace(/<img\b[^>]*>/gi, '');
-  t = t.replace(/\[\^[^\]]+\]/g, ''); // footnote references
-  t = t.replace(/\[([^\]]+)\]\([^)]*\)/g, '$1').replace(/\[([^\]]+)\]\[[^\]]*\]/g, '$1'); // links
-  t = t.replace(/<(https?:\/\/[^>]+)>/g, '$1');
-  t = t.replace(/<\/?[A-Za-z][^>]*>/g, ''); // remaining tags, text kept
-  t = t.replace(/`+([^`]+?)`+/g, '$1');
-  t = t.replace(/(\*\*|__)(?=\S)([\s\S]*?\S)\1/g, '$2');
-  t = t.replace(/(^|[^\w*])\*(?=\S)([^*]*?\S)\*(?![\w*])/g, '$1$2');
-  t = t.replace(/(^|[^\w])_(?=\S)([^_]*?\S)_(?!\w)/g, '$1$2');
-  t = t.replace(/~~(?=\S)([\s\S]*?\S)~~/g, '$1');
-  t = t.replace(/&(#\d+|#x[0-9a-f]+|[a-z]+);/gi, (whole, name: string) => {
-    if (name[0] === '#') {
-      const code = name[1] === 'x' || name[1] === 'X' ? parseInt(name.slice(2), 16) : parseInt(name.slice(1), 10);
-      return Number.isFinite(code) ? String.fromCodePoint(code) : whole;
-    }
-    return ENTITIES[name.toLowerCase()] ?? whole;
-  });
-  return t.replace(/[ \t\u00a0]+/g, ' ').trim();
 }
