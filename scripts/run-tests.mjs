@@ -1,11 +1,14 @@
-// `npm test`: runs vitest with the interop Python (LORAFIT_PYTHON, defaulting to the venv that
-// scripts/setup-python.sh makes) and ends with a plain "N passed, N failed, N skipped" line
-// (scripts/test-summary.mjs: a vitest crash before its report counts as a failure).
+// `npm test`: builds and runs the C++ tests of native/ with ctest (scripts/native-tests.mjs;
+// LORAFIT_NATIVE_TESTS=0 skips them), then vitest with the interop Python (LORAFIT_PYTHON,
+// defaulting to the venv that scripts/setup-python.sh makes), and ends with one plain
+// "N passed, N failed, N skipped" line counting both (scripts/test-summary.mjs: a vitest crash
+// before its report, or a C++ test build that fails, counts as a failure).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { runVitest } from './test-summary.mjs';
+import { runNativeTests } from './native-tests.mjs';
+import { combine, runVitest } from './test-summary.mjs';
 
 const env = { ...process.env };
 if (!env.LORAFIT_PYTHON) {
@@ -18,7 +21,9 @@ if (tsc.status !== 0) {
   console.log('tsc failed: nothing was tested\n0 passed, 1 failed, 0 skipped');
   process.exit(1);
 }
-const s = runVitest(process.argv.slice(2), { env });
+const native = env.LORAFIT_NATIVE_TESTS === '0' ? null : runNativeTests();
+if (native) console.log(`C++ tests (ctest): ${native.passed} passed, ${native.failed} failed, ${native.skipped} skipped`);
+const s = combine(runVitest(process.argv.slice(2), { env }), native);
 for (const n of s.notes) console.log(n);
 console.log(s.line);
 process.exit(s.ok ? 0 : 1);

@@ -39,6 +39,19 @@ export function summarize(report, exit) {
 }
 
 /**
+ * Adds the counts of another test runner (ctest) to vitest's summary; the line keeps its format.
+ * @param {{ passed: number, failed: number, skipped: number, notes: string[], ok: boolean }} vitest
+ * @param {{ passed: number, failed: number, skipped: number, notes: string[], ok: boolean } | null} other
+ */
+export function combine(vitest, other) {
+  if (!other) return vitest;
+  const passed = vitest.passed + other.passed;
+  const failed = vitest.failed + other.failed;
+  const skipped = vitest.skipped + other.skipped;
+  return { ...vitest, passed, failed, skipped, notes: [...other.notes, ...vitest.notes], line: `${passed} passed, ${failed} failed, ${skipped} skipped`, ok: vitest.ok && other.ok };
+}
+
+/**
  * Runs `npx vitest run ARGS` with a JSON report beside the default reporter and summarizes it.
  * @param {string[]} args
  * @param {{ env?: NodeJS.ProcessEnv, cwd?: string, stdio?: 'inherit' | 'pipe' }} [options]

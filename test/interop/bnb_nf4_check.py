@@ -5,7 +5,7 @@ Usage (scratch venv, not a project dependency):
     /root/.cache/lorafit/venv/bin/python -m venv --system-site-packages /tmp/bnbvenv
     /tmp/bnbvenv/bin/pip install bitsandbytes safetensors
     /tmp/bnbvenv/bin/python test/interop/bnb_nf4_check.py --out /tmp/bnb_nf4.safetensors
-    build/native-test/quant_test shared/.../nf4_reference.safetensors /tmp/bnb_nf4.safetensors
+    build/native-tests/quant_test shared/.../nf4_reference.safetensors /tmp/bnb_nf4.safetensors
 
 Output keys (all F32 or U8 so the C++ test's tiny reader can read them; bf16 inputs are stored
 widened to F32, which is exact):
