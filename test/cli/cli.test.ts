@@ -38,7 +38,7 @@ describe('lorafit CLI', () => {
     expect(r.stdout).toMatch(/9 train, 3 eval/);
     expect(r.stdout).toMatch(/training 5\/5 loss/);  // plain progress lines (stdout is a pipe)
     expect(r.stdout).toMatch(/trained 5 steps/);
-    const m = /eval loss ([\d.]+) -> ([\d.]+) \((down|up) ([\d.]+)/.exec(r.stdout);
+    const m = /held-out NLL ([\d.]+) -> ([\d.]+) \((down|up) ([\d.]+)/.exec(r.stdout);
     expect(m, r.stdout).not.toBeNull();
     expect(Number(m![1])).toBeGreaterThan(Number(m![2]));  // lr 1e-2 on 9 lines: the held-out loss drops
     const cfgJson = JSON.parse(readFileSync(join(out, 'adapter', 'adapter_config.json'), 'utf8'));
@@ -50,6 +50,22 @@ describe('lorafit CLI', () => {
     const logLines = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(logLines.some((l) => l.msg === 'train done')).toBe(true);
   });
+
+  it('train with no model and no dataset runs the default job; without SmolLM2 it falls back to the tiny model and says how to get it', async () => {
+    const out = join(work, 'default-job');
+    const r = await runCli(['train', '--max-steps', '3', '--output-dir', out], { env: { LORAFIT_SMOLLM2_GGUF: join(work, 'absent.gguf') }, timeoutMs: 180_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^note: the default model SmolLM2-135M-Instruct is not at .*absent\.gguf; using the embedded .*lorafit-tiny.*Get the real one with: bash .*fetch-default-model\.sh$/m);
+    expect(r.stdout).toContain("the default job: LoRA-tune lorafit-tiny to answer in Yoda's style");
+    expect(r.stdout).toMatch(/dataset: 600 records from .*yoda\.txt; 568 train, 32 eval/);
+    expect(r.stdout).toMatch(/held-out NLL before training: [\d.]+ per trained token \(32 examples/);
+    expect(r.stdout).toMatch(/held-out NLL [\d.]+ -> [\d.]+ \((down|up)/);
+    // The three held-out questions, each answered by the base and by the tuned model.
+    for (const q of ['What is the moon?', 'How do plants grow?', 'Why do people need sleep?']) {
+      expect(r.stdout).toMatch(new RegExp(`> ${q.replace('?', '\\?')}\nbase:  .+\ntuned: .+`));
+    }
+    expect(existsSync(join(out, 'adapter', 'adapter_model.safetensors'))).toBe(true);
+  }, 200_000);
 
   it('train: an unknown or invalid config key exits 1 naming the key and what is allowed', async () => {
     const bad = join(work, 'bad.yaml');
