@@ -390,11 +390,11 @@ export class Model {
     });
   }
 
-  /** Writes the model (with merged adapters, if any) as a Hugging Face folder. */
+  /**
+   * Writes the model (with merged adapters, if any) as a Hugging Face folder. A GGUF model's
+   * config.json, generation config and tokenizer files come from the file's metadata.
+   */
   async save(dir: string, options: SaveModelOptions = {}): Promise<void> {
-    if (this.source.format === 'gguf') {
-      throw new LorafitError('E_GGUF', `${this.source.path}: saving a model loaded from GGUF as a Hugging Face folder is not supported yet (export it with exportGguf, or save a LoRA adapter)`);
-    }
     await saveModel(this, dir, options);
   }
 

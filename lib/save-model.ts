@@ -1,10 +1,13 @@
 // Writes a model as a Hugging Face folder that transformers loads: config.json (dtype updated),
 // generation_config.json, tokenizer files, model.safetensors or shards + model.safetensors.index.json.
 // Written into a temporary folder and renamed: the folder is complete or absent.
+// A model loaded from GGUF has no folder to copy from: its config.json, generation config and
+// tokenizer files are built from the file's metadata (lib/gguf/hf-folder.ts).
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { LorafitError, optionError } from './errors.js';
+import { optionError } from './errors.js';
 import { writeFileAtomicSync } from './fs-atomic.js';
+import { ggufFolderFiles, type GgufFolderFiles } from './gguf/hf-folder.js';
 import type { Dtype, Model } from './model.js';
 import { serializeSafetensors, type StDtype, type StTensor } from './safetensors.js';
 
@@ -44,6 +47,8 @@ export async function saveModel(model: Model, dir: string, options: SaveModelOpt
     );
   }
   if (quantized && dtype !== model.dtype) throw optionError('dtype', `an NF4 save keeps the model's compute dtype ${model.dtype}; got '${dtype}'`);
+  const src = model.source;
+  const gguf: GgufFolderFiles | undefined = src.format === 'gguf' ? await ggufFolderFiles(src.path, src.hfConfig, model.generationConfig) : undefined;
   const abs = resolve(dir);
   const tmp = `${abs}.tmp-${process.pid}-${Date.now()}`;
   mkdirSync(tmp, { recursive: true });
@@ -90,7 +95,7 @@ export async function saveModel(model: Model, dir: string, options: SaveModelOpt
       const index = { metadata: { total_size: total }, weight_map: Object.fromEntries(Object.entries(weightMap).map(([k, i]) => [k, finalName(i)])) };
       writeFileAtomicSync(join(tmp, 'model.safetensors.index.json'), `${JSON.stringify(index, null, 2)}\n`);
     }
-    const config = JSON.parse(readFileSync(join(model.dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    const config = gguf ? { ...gguf.config } : (JSON.parse(readFileSync(join(model.dir, 'config.json'), 'utf8')) as Record<string, unknown>);
     config.torch_dtype = dtype;
     if ('dtype' in config) config.dtype = dtype;
     if (quantized && q) config.quantization_config = bnbQuantizationConfig(dtype, q.doubleQuant);
@@ -98,8 +103,13 @@ export async function saveModel(model: Model, dir: string, options: SaveModelOpt
     // transformers checks llm_int8_threshold is a float: write 6.0, not JSON.stringify's 6
     const configText = JSON.stringify(config, null, 2).replace(/("llm_int8_threshold": )(-?\d+)(,?\n)/, '$1$2.0$3');
     writeFileAtomicSync(join(tmp, 'config.json'), `${configText}\n`);
-    for (const f of ['generation_config.json', ...TOKENIZER_FILES]) {
-      if (existsSync(join(model.dir, f))) copyFileSync(join(model.dir, f), join(tmp, f));
+    if (gguf) {
+      writeFileAtomicSync(join(tmp, 'generation_config.json'), `${JSON.stringify(gguf.generationConfig, null, 2)}\n`);
+      for (const [f, text] of Object.entries(gguf.tokenizerFiles)) writeFileAtomicSync(join(tmp, f), text);
+    } else {
+      for (const f of ['generation_config.json', ...TOKENIZER_FILES]) {
+        if (existsSync(join(model.dir, f))) copyFileSync(join(model.dir, f), join(tmp, f));
+      }
     }
     const old = existsSync(abs) ? `${abs}.old-${process.pid}-${Date.now()}` : undefined;
     if (old) renameSync(abs, old);

@@ -1,6 +1,6 @@
 // Model.load's GGUF paths beyond the numbers: how a spec is recognised as GGUF, the options that
 // apply to it (dtype, QLoRA quantize), what a GGUF model says about itself, and its errors.
-import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { exportGguf } from '../../lib/export/index.js';
@@ -46,7 +46,7 @@ describe('Model.load(GGUF)', () => {
     expect(maxAbsDiff((await nf4.forward([[1, 2, 3]])).logits, ref)).toBeLessThan(0.5);
   });
 
-  it('errors: a missing .gguf, a .gguf that is not GGUF, a non-model GGUF; save() is refused with E_GGUF', async () => {
+  it('errors: a missing .gguf, a .gguf that is not GGUF, a non-model GGUF', async () => {
     await rejects(Model.load(join(dir, 'missing.gguf')), 'E_GGUF', 'cannot open');
     mkdirSync(join(dir, 'folder.gguf'));
     await rejects(Model.load(join(dir, 'folder.gguf')), 'E_GGUF', 'not a file');
@@ -56,8 +56,19 @@ describe('Model.load(GGUF)', () => {
     const adapter = join(dir, 'adapter.gguf');
     writeTinyGguf(adapter, { meta: { 'general.type': 'adapter', 'general.architecture': 'llama', 'adapter.type': 'lora' }, omit: ['token_embd.weight'] });
     await rejects(Model.load(adapter), 'E_GGUF', "general.type is 'adapter'", 'needs the base model GGUF');
+  });
+
+  it('save() writes an HF folder from the metadata that loads back with the same logits (test/gguf/smollm2-save.test.ts checks it in transformers)', async () => {
     await using m = await Model.load(file);
-    await rejects(m.save(join(dir, 'out')), 'E_GGUF', 'not supported yet');
+    const out = join(dir, 'saved');
+    await m.save(out);
+    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+    expect(config).toMatchObject({ model_type: 'llama', architectures: ['LlamaForCausalLM'], hidden_size: 32, torch_dtype: 'float32' });
+    expect(config._model_name_or_path).toBeUndefined();
+    expect(JSON.parse(readFileSync(join(out, 'generation_config.json'), 'utf8'))).toEqual({ bos_token_id: 1, eos_token_id: [2, 5], pad_token_id: 0 });
+    expect(readdirSync(out).sort()).toEqual(['config.json', 'generation_config.json', 'model.safetensors']);
+    await using back = await Model.load(out);
+    expect(maxAbsDiff((await back.forward([[1, 2, 3, 4]])).logits, (await m.forward([[1, 2, 3, 4]])).logits)).toBe(0);
   });
 });
 
