@@ -3,6 +3,7 @@ import yargs from 'yargs';
 import * as chat from './chat.js';
 import { reportError } from './common.js';
 import * as evaluate from './eval.js';
+import * as exportCmd from './export.js';
 import * as generate from './generate.js';
 import * as info from './info.js';
 import * as merge from './merge.js';
@@ -22,6 +23,7 @@ export async function main(args: string[]): Promise<number> {
     .command(generate)
     .command(evaluate)
     .command(merge)
+    .command(exportCmd)
     .command(info)
     .command(serve)
     .demandCommand(1, 'give a command (lorafit --help lists them)')
