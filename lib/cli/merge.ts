@@ -1,5 +1,6 @@
 // `lorafit merge --model M --adapter A --out DIR [--dtype]`: fold the adapter into the base weights
-// (PEFT's merge_and_unload) and write a plain Hugging Face folder (tokenizer files copied).
+// (PEFT's merge_and_unload) and write a plain Hugging Face folder (tokenizer files copied; for a
+// GGUF base, config, generation config and tokenizer files built from its metadata).
 import { resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { LorafitError } from '../errors.js';
@@ -13,7 +14,7 @@ export const describe = 'Merge an adapter into the base model and save a Hugging
 
 export function builder(y: Argv) {
   return globalOptions(y)
-    .option('model', { type: 'string', demandOption: true, describe: 'Base model folder or hub id' })
+    .option('model', { type: 'string', demandOption: true, describe: 'Base model: a Hugging Face folder, a .gguf file, ollama:NAME[:TAG] or a hub id' })
     .option('adapter', { type: 'string', demandOption: true, describe: 'PEFT adapter folder or hub id' })
     .option('out', { type: 'string', demandOption: true, describe: 'Output folder' })
     .option('dtype', { type: 'string', choices: ['float32', 'bfloat16', 'float16'], describe: "Storage dtype (default: the base model's torch_dtype)" })
