@@ -1,5 +1,8 @@
 // The `lorafit` command line: one module per command in this folder; main.ts is the executable.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import yargs from 'yargs';
+import { packageRoot } from '../native.js';
 import * as chat from './chat.js';
 import { reportError } from './common.js';
 import * as evaluate from './eval.js';
@@ -32,7 +35,8 @@ export async function main(args: string[]): Promise<number> {
     .parserConfiguration({ 'camel-case-expansion': true })
     .help()
     .alias('h', 'help')
-    .version()
+    // lorafit's own version: yargs' default reads the package.json nearest the working directory (the app's)
+    .version((JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version)
     .wrap(null)
     .fail((msg, err) => {
       if (err) throw err;
