@@ -2,7 +2,8 @@
 // Modelfile for an HF-folder base (FROM the base exported next to it), the printed `ollama create`
 // line, and bad input naming the file at fault. test/export/smollm2-llama-cpp.test.ts runs the same
 // commands on the real SmolLM2 GGUF and proves their output in llama.cpp.
-import { cpSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readGguf } from '../../lib/gguf/reader.js';
@@ -58,6 +59,34 @@ describe('lorafit export ollama', () => {
 
     const noAdapter = await runCli(['export', 'ollama', '--model', model, '--out', join(dir, 'x')]);
     expect(noAdapter.stderr).toContain('error [E_OPTION]: --adapter is required for `export ollama`');
+  });
+
+  it('an ollama:NAME[:TAG] base: FROM the Ollama model itself (its template and parameters kept), adapter checked against its blob', async () => {
+    // a models folder laid out as Ollama lays it: the llama fixture as the GGUF blob of tiny:1b
+    const models = join(dir, 'ollama-models');
+    const gguf = join(dir, 'tiny.gguf');
+    expect((await runCli(['export', 'gguf', '--model', model, '--out', gguf, '--dtype', 'F32'])).code).toBe(0);
+    const bytes = readFileSync(gguf);
+    const hex = createHash('sha256').update(bytes).digest('hex');
+    mkdirSync(join(models, 'blobs'), { recursive: true });
+    writeFileSync(join(models, 'blobs', `sha256-${hex}`), bytes);
+    mkdirSync(join(models, 'manifests', 'registry.ollama.ai', 'library', 'tiny'), { recursive: true });
+    const layer = { mediaType: 'application/vnd.ollama.image.model', digest: `sha256:${hex}`, size: bytes.length };
+    writeFileSync(join(models, 'manifests', 'registry.ollama.ai', 'library', 'tiny', '1b'), JSON.stringify({ schemaVersion: 2, layers: [layer] }));
+    const saved = process.env.OLLAMA_MODELS;
+    process.env.OLLAMA_MODELS = models;
+    try {
+      const out = join(dir, 'from-ollama');
+      const r = await runCli(['export', 'ollama', '--model', 'ollama:tiny:1b', '--adapter', LLAMA_ADAPTER, '--out', out, '--name', 'tiny-yoda']);
+      expect(r.stderr).toBe('');
+      expect(readFileSync(join(out, 'Modelfile'), 'utf8')).toBe('FROM tiny:1b\nADAPTER ./adapter.gguf\n');
+      expect(r.stdout).toContain(`ollama create tiny-yoda -f ${join(out, 'Modelfile')}`);
+      const missing = await runCli(['export', 'ollama', '--model', 'ollama:tiny:7b', '--adapter', LLAMA_ADAPTER, '--out', out]);
+      expect(missing.stderr).toMatch(/^error \[E_OLLAMA\]: .*1b/);
+    } finally {
+      if (saved === undefined) delete process.env.OLLAMA_MODELS;
+      else process.env.OLLAMA_MODELS = saved;
+    }
   });
 
   it('the default name: the adapter folder, or its parent when it is called "adapter"; lower case, Ollama-safe', () => {
