@@ -3,7 +3,7 @@
 // <= 256 tokens, 60 steps, lr 2e-4 linear, clipping 1.0, 2 threads.
 //
 //   node dist/bench/real-workload.js [--gguf FILE] [--dtypes float32[,bfloat16]] [--steps 60] [--padded]
-//        [--impls lorafit,hf,lorafit-padded] [--out bench/results/DATE-real-workload.jsonl]
+//        [--impls lorafit,hf,lorafit-padded] [--eval-also NAME=DIR,...] [--out bench/results/DATE-real-workload.jsonl]
 //
 // The 1,848 lines of examples/data/styles/yoda.txt are split once (every 10th line held out, the
 // first 100 of them: eval.txt; the first steps x batch of the others, in file order: train.txt), so both stacks train
@@ -115,7 +115,8 @@ async function main(): Promise<void> {
     appendFileSync(outFile, text + '\n');
   };
   for (const dtype of list(a, 'dtypes', ['float32'])) {
-    const adapters: string[] = [];
+    // --eval-also NAME=DIR,...: adapters of an earlier run scored by the same evaluator call.
+    const adapters: string[] = list(a, 'eval-also', []);
     for (const impl of impls) {
       const before = loadAverage();
       const peaks = await matmulPeaks();
