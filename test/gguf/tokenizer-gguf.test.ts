@@ -253,10 +253,11 @@ describe('GGUF tokenizers vs transformers', () => {
       for (let k = 0; k < lists.length; k++) expect(await tok.decode(lists[k]), JSON.stringify(lists[k])).toBe(ref.decode[k]);
     });
 
-    it.runIf(c.chats)('chat template text and ids equal apply_chat_template', async () => {
+    it(c.chats ? 'chat template text and ids equal apply_chat_template' : 'a file without tokenizer.chat_template falls back to ChatML', async () => {
       const tok = toks.get(name) as Tokenizer;
       const ref = refs.get(name) as Ref;
-      expect(tok.usesFallbackChatTemplate).toBe(false);
+      expect(tok.usesFallbackChatTemplate).toBe(!c.chats);
+      if (!c.chats) return;
       for (let i = 0; i < CHATS.length; i++) {
         const opts = { addGenerationPrompt: CHATS[i].add_generation_prompt };
         expect(tok.applyChatTemplate(CHATS[i].messages, opts)).toBe(ref.chats[i].text);
