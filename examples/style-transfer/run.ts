@@ -21,6 +21,8 @@ const seq = args.short ? 96 : 144;
 const nHeld = args.short ? 8 : 24;
 const nTrain = args.short ? 48 : 600;
 const maxNewTokens = args.short ? 24 : 64;
+// The judge client is made up front, so a missing LORAFIT_JUDGE_MODEL fails before training.
+const judgeClient = process.env.LORAFIT_JUDGE_BASE_URL || process.env.OPENAI_BASE_URL ? new evaluate.JudgeClient({}) : null;
 const { model, tokenizer } = await load(args.model, { dtype: args.dtype });
 
 // The two files are rewrites of the same answers line by line: hold out the same indices of both.
@@ -111,9 +113,9 @@ console.log(`\ncontrols (held-out true lines): Yoda lines ${JSON.stringify(contr
 const [base, afterLep, afterYoda] = snapshots;
 for (let i = 0; i < questions.length; i++) console.log(`\n> ${questions[i]}\nbase:             ${base.answers[i]}\nafter Leprechaun: ${afterLep.answers[i]}\nafter Yoda:       ${afterYoda.answers[i]}`);
 
-let judge: unknown = 'not run: set LORAFIT_JUDGE_BASE_URL (and LORAFIT_JUDGE_API_KEY) to score with an LLM judge';
-if (process.env.LORAFIT_JUDGE_BASE_URL || process.env.OPENAI_BASE_URL) {
-  const client = new evaluate.JudgeClient({});
+let judge: unknown = 'not run: set LORAFIT_JUDGE_BASE_URL and LORAFIT_JUDGE_MODEL (and LORAFIT_JUDGE_API_KEY) to score with an LLM judge';
+if (judgeClient) {
+  const client = judgeClient;
   judge = {
     yodaAfterStage2: await evaluate.judgeWithControls(client, { styleDescription: 'Yoda from Star Wars: inverted syntax (object-subject-verb), "hmm", wise and terse.', examples: yoda.slice(50, 55) }, {
       candidates: afterYoda.answers,
@@ -126,7 +128,10 @@ if (process.env.LORAFIT_JUDGE_BASE_URL || process.env.OPENAI_BASE_URL) {
       positiveControls: held.leprechaun.slice(0, 4),
     }),
   };
-  console.log(`judge: ${JSON.stringify(judge)}`);
+  for (const [k, r] of Object.entries(judge as Record<string, evaluate.JudgeControlsReport>)) {
+    const f = (x: number | null) => (x === null ? 'n/a' : x.toFixed(2));
+    console.log(`judge ${k}: candidates ${f(r.candidates.mean)}, negative control ${f(r.negativeControl.mean)}, positive control ${f(r.positiveControl.mean)}, relative to controls ${f(r.relativeToControls)}`);
+  }
 }
 writeSummary(args.out, { model: args.model, dtype: args.dtype, steps, seq, questions, snapshots, controls, judge });
 await model.dispose();
