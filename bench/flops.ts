@@ -9,6 +9,7 @@
 //                       backward twice that)
 // P_lin = L * (H*q + 2*H*kv + q*H + 3*H*I) with q = heads*hd, kv = kv_heads*hd.
 import { readFileSync } from 'node:fs';
+import type { ModelConfig } from '../lib/model.js';
 import { native } from '../lib/native.js';
 
 export const FLOPS_FORMULA =
@@ -16,15 +17,8 @@ export const FLOPS_FORMULA =
   'P_lin = L*(H*q + 2*H*kv + q*H + 3*H*I) (frozen linears: forward + input-gradient backward), q = heads*hd, kv = kv_heads*hd; ' +
   'recompute under gradient checkpointing not counted';
 
-export interface ShapeConfig {
-  hiddenSize: number;
-  intermediateSize: number;
-  numHiddenLayers: number;
-  numAttentionHeads: number;
-  numKeyValueHeads: number;
-  headDim: number;
-  vocabSize: number;
-}
+/** The shape fields of a model config the FLOP count needs. */
+export type ShapeConfig = Pick<ModelConfig, 'hiddenSize' | 'intermediateSize' | 'numHiddenLayers' | 'numAttentionHeads' | 'numKeyValueHeads' | 'headDim' | 'vocabSize'>;
 
 /** GFLOP of one optimizer step over sequences of `lengths` tokens with `labelled` loss tokens. */
 export function stepGflop(c: ShapeConfig, lengths: number[], labelled: number, rank: number, loraModules: 'all' | number = 'all'): number {

@@ -11,6 +11,7 @@ import { data, Model, Tokenizer } from '../lib/index.js';
 import type { Dtype, ModelLoadOptions } from '../lib/index.js';
 import type { ChatMessage } from '../lib/chat-template.js';
 import type { TokenizedExample } from '../lib/data/tokenize.js';
+import { STYLE_REQUESTS } from '../lib/default-job.js';
 import { defaultModel } from '../lib/default-model.js';
 
 export const ROOT = resolve(fileURLToPath(new URL('../../', import.meta.url)));
@@ -75,17 +76,10 @@ export async function chatExamples(tokenizer: Tokenizer, conversations: ChatMess
 }
 
 /**
- * Generic requests paired with answer-only lines (the style files hold answers without their
- * questions), round robin, as lib/default-job.ts styleConversations does.
+ * Answer-only lines (the style files hold answers without their questions) as chats whose user
+ * turns are lib/default-job.ts's generic requests, round robin, as its styleConversations does.
  */
-export const STYLE_REQUESTS: readonly string[] = [
-  'Tell me something interesting.',
-  'Share a fact with me.',
-  'Explain something you know.',
-  'What can you tell me?',
-  'Teach me something.',
-  'Give me a short answer about anything.',
-];
+export { STYLE_REQUESTS };
 
 export function styleChats(lines: string[], offset = 0): ChatMessage[][] {
   return lines.map((line, i) => [

@@ -21,7 +21,8 @@ export const DEFAULT_JOB_QUESTIONS: readonly string[] = [
   'Why do people need sleep?',
 ];
 
-const REQUESTS: readonly string[] = [
+/** Generic user turns paired with answer-only style lines (round robin); the examples use them too. */
+export const STYLE_REQUESTS: readonly string[] = [
   'Tell me something interesting.',
   'Share a fact with me.',
   'Explain something you know.',
@@ -59,7 +60,7 @@ export function styleConversations(records: DataRecord[]): ConversationRecord[] 
     return {
       kind: 'conversation',
       messages: [
-        { role: 'user', content: REQUESTS[i % REQUESTS.length] },
+        { role: 'user', content: STYLE_REQUESTS[i % STYLE_REQUESTS.length] },
         { role: 'assistant', content: r.text.replaceAll('\\n', '\n').trim() },
       ],
       source: r.source,

@@ -1,11 +1,12 @@
 // What a model spec names, as a local path: an HF folder, a .gguf file, `ollama:NAME[:TAG]` (a
 // blob in the Ollama models folder) or a hub id (`org/name`, downloaded into the HF cache).
 // One resolver for the library, the chat helpers and every CLI --model.
-import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import { LorafitError } from './errors.js';
 import { resolveOllamaModel } from './gguf/ollama.js';
+import { startsWithGgufMagic } from './gguf/reader.js';
 import { resolveModelPath, type ResolveOptions } from './hub/resolve.js';
 
 export type ModelFormat = 'hf' | 'gguf';
@@ -21,14 +22,7 @@ export interface ModelSource {
 /** True for a file that starts with the GGUF magic (whatever its extension: Ollama blobs have none). */
 export function isGgufFile(path: string): boolean {
   try {
-    if (!statSync(path).isFile()) return false;
-    const fd = openSync(path, 'r');
-    try {
-      const magic = Buffer.alloc(4);
-      return readSync(fd, magic, 0, 4, 0) === 4 && magic.toString('latin1') === 'GGUF';
-    } finally {
-      closeSync(fd);
-    }
+    return statSync(path).isFile() && startsWithGgufMagic(path);
   } catch {
     return false;
   }

@@ -3,11 +3,12 @@
 //   const model = await Model.load('SmolLM2-135M-Instruct.Q4_1.gguf');   // or 'ollama:qwen2.5:0.5b'
 //   const { logits, shape } = await model.forward([[1, 2, 3]]);
 //   await model.dispose();
-import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { resolveOllamaModel } from './gguf/ollama.js';
 import { checkNormOffset, planGgufModel } from './gguf/plan.js';
 import { readGguf } from './gguf/reader.js';
+import { isGgufFile } from './model-source.js';
 import { looksLikeHubId, resolveModelPath } from './hub/resolve.js';
 import { saveModel, type SaveModelOptions } from './save-model.js';
 import { generateBatch, generateTokens, type GenerateOptions } from './generation.js';
@@ -430,18 +431,7 @@ function ggufPath(spec: string): string | undefined {
   if (typeof spec !== 'string') return undefined;
   const abs = resolve(spec);
   if (/\.gguf$/i.test(spec)) return abs;
-  try {
-    if (!statSync(abs).isFile()) return undefined;
-    const fd = openSync(abs, 'r');
-    try {
-      const magic = Buffer.alloc(4);
-      return readSync(fd, magic, 0, 4, 0) === 4 && magic.toString('latin1') === 'GGUF' ? abs : undefined;
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    return undefined;
-  }
+  return isGgufFile(abs) ? abs : undefined;
 }
 
 /** Threads used by libtorch (process-wide). */

@@ -5,7 +5,7 @@
  * and chat templates. A GGUF file's tokenizer (tokenizer.ggml.*) is rebuilt as the tokenizer.json
  * transformers would make of it (gguf/tokenizer-json.ts) and goes through the same policy.
  */
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import tokenizers from 'tokenizers';
 import {
@@ -20,7 +20,7 @@ import {
 } from './chat-template.js';
 import { LorafitDataError } from './data/errors.js';
 import { resolveOllamaModel } from './gguf/ollama.js';
-import { readGguf } from './gguf/reader.js';
+import { readGguf, startsWithGgufMagic } from './gguf/reader.js';
 import { buildGgufTokenizer } from './gguf/tokenizer-json.js';
 import { codePointToUtf16Map, toUtf16Offsets } from './text-offsets.js';
 
@@ -332,17 +332,10 @@ function isFile(path: string): boolean {
 }
 
 function isGgufFile(path: string): boolean {
-  let fd: number;
   try {
-    fd = openSync(path, 'r');
+    return startsWithGgufMagic(path);
   } catch (err) {
     throw new LorafitDataError('E_TOKENIZER', `cannot open: ${(err as Error).message}`, { file: path, cause: err });
-  }
-  try {
-    const magic = Buffer.alloc(4);
-    return readSync(fd, magic, 0, 4, 0) === 4 && magic.toString('latin1') === 'GGUF';
-  } finally {
-    closeSync(fd);
   }
 }
 

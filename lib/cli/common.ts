@@ -116,16 +116,11 @@ export function parseAdapterSpecs(values: string | string[] | undefined): Adapte
   return specs;
 }
 
-/** An adapter folder, or a hub id downloaded into the HF cache. */
-export async function resolveAdapterDir(spec: string): Promise<string> {
-  return resolveModelPath(spec);
-}
-
 /** Loads adapter folders (local or hub ids) onto the model, none active. */
 export async function loadAdapters(model: Model, specs: AdapterSpec[], log?: Logger): Promise<Map<string, LoraAdapter>> {
   const out = new Map<string, LoraAdapter>();
   for (const s of specs) {
-    const dir = await resolveAdapterDir(s.dir);
+    const dir = await resolveModelPath(s.dir);  // a folder, or a hub id downloaded into the HF cache
     out.set(s.name, await LoraAdapter.load(model, dir, { name: s.name, activate: false }));
     log?.info({ name: s.name, dir }, 'adapter loaded');
   }

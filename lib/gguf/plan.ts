@@ -7,24 +7,12 @@ import { open } from 'node:fs/promises';
 import { LorafitError } from '../errors.js';
 import { DEQUANTIZABLE_TYPES } from './ggml-types.js';
 import { ggufToHfConfig, type GgufHfConfig } from './hf-config.js';
+import type { NativeGgufTensor } from '../native.js';
 import { type GgufFile, type GgufTensorInfo } from './reader.js';
 import { normOffset, qkPermuteHeads, toGgufName, toHfName, type GgufArch } from './tensor-names.js';
 
-/** One tensor as native.loadModel's `gguf.tensors` takes it. */
-export interface GgufNativeTensor {
-  /** HF name, e.g. model.layers.0.self_attn.q_proj.weight. */
-  name: string;
-  /** Absolute byte offset in the file. */
-  offset: number;
-  /** ggml type number. */
-  type: number;
-  /** HF order, outermost first. */
-  shape: number[];
-  /** > 0: undo llama.cpp's q/k rotary permutation with this many heads. */
-  permuteHeads?: number;
-  /** Added to every value after dequantization (-1 for Gemma norms, which llama.cpp stores as w + 1). */
-  add?: number;
-}
+/** One tensor as native.loadModel's `gguf.tensors` takes it (declared with the addon's types). */
+export type GgufNativeTensor = NativeGgufTensor;
 
 export interface GgufModelPlan extends GgufHfConfig {
   tensors: GgufNativeTensor[];

@@ -7,11 +7,23 @@
 // Every count, length and offset is checked against the file size before it is used, so a corrupt
 // or hostile header gives a LorafitError (code E_GGUF) naming the key or tensor, never a crash or
 // a huge allocation.
+import { closeSync, openSync, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { LorafitError } from '../errors.js';
 import { GGML_TYPES, ggmlTypeName } from './ggml-types.js';
 
 export const GGUF_MAGIC = 'GGUF';
+
+/** Whether the file starts with the GGUF magic (any extension: Ollama's blobs have none). Throws fs errors. */
+export function startsWithGgufMagic(path: string): boolean {
+  const fd = openSync(path, 'r');
+  try {
+    const magic = Buffer.alloc(4);
+    return readSync(fd, magic, 0, 4, 0) === 4 && magic.toString('latin1') === GGUF_MAGIC;
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /** gguf_type: the type tag of a metadata value. */
 export enum GgufType {
