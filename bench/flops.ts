@@ -9,8 +9,8 @@
 //                       backward twice that)
 // P_lin = L * (H*q + 2*H*kv + q*H + 3*H*I) with q = heads*hd, kv = kv_heads*hd.
 import { readFileSync } from 'node:fs';
-import type { ModelConfig } from '../lib/model.js';
-import { native } from '../lib/native.js';
+import type { ModelConfig } from '../lib/model/model.js';
+import { native } from '../lib/model/native.js';
 
 export const FLOPS_FORMULA =
   'gflop/step = [4*P_lin*tokens + 4*V*H*labelled + 6*r*sum(in+out)*tokens + 6*L*heads*hd*sum_seq n(n+1)] / 1e9; ' +

@@ -5,7 +5,7 @@
 // Timed: the awaited Model.forward call, i.e. the native forward plus the copy of the float32 logits
 // into a Float32Array (full [batch, seq, vocab] logits unless --last-only, as HF returns them).
 import { fileURLToPath } from 'node:url';
-import { Model, torchInfo } from '../lib/model.js';
+import { Model, torchInfo } from '../lib/model/model.js';
 import { knobs, list, median, num, parseArgs, procStatusMb, resetPeakRss, round, runChild, timeRuns, tokenIds } from './common.js';
 import { defaultModelDir, makeModel } from './make-model.js';
 

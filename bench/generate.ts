@@ -3,7 +3,7 @@
 // One JSON line per case (own child process). decode_tokens_per_s counts new tokens after the first
 // (prefill excluded: prefill_ms is the time to the first new token).
 import { fileURLToPath } from 'node:url';
-import { Model, torchInfo } from '../lib/model.js';
+import { Model, torchInfo } from '../lib/model/model.js';
 import { knobs, list, median, num, parseArgs, procStatusMb, round, runChild, tokenIds } from './common.js';
 import { defaultModelDir, makeModel } from './make-model.js';
 

@@ -8,8 +8,8 @@ import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { smollm2Path, cacheDir } from '../lib/default-model.js';
-import { Model, type Dtype } from '../lib/model.js';
+import { smollm2Path, cacheDir } from '../lib/model/default-model.js';
+import { Model, type Dtype } from '../lib/model/model.js';
 import { list, median, num, parseArgs, round, runChild } from './common.js';
 
 const args = parseArgs(process.argv.slice(2));

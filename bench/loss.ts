@@ -11,8 +11,8 @@
 //   loss_train_ms    train_ms - 2 * forward_last_ms: the loss head forward+backward, assuming the
 //                    decoder's backward costs about twice its forward (a proxy, see README)
 import { fileURLToPath } from 'node:url';
-import { LoraAdapter } from '../lib/lora-adapter.js';
-import { Model, torchInfo } from '../lib/model.js';
+import { LoraAdapter } from '../lib/lora/lora-adapter.js';
+import { Model, torchInfo } from '../lib/model/model.js';
 import { knobs, list, median, num, parseArgs, procStatusMb, resetPeakRss, round, runChild, timeRuns, tokenIds } from './common.js';
 import { defaultModelDir, makeModel } from './make-model.js';
 

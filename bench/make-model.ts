@@ -8,8 +8,8 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { packageRoot } from '../lib/native.js';
-import { readSafetensors, serializeSafetensors, toFloat32, type StTensor } from '../lib/safetensors.js';
+import { packageRoot } from '../lib/model/native.js';
+import { readSafetensors, serializeSafetensors, toFloat32, type StTensor } from '../lib/util/safetensors.js';
 import { parseArgs } from './common.js';
 
 export interface QwenShape {
@@ -159,7 +159,7 @@ export function generateTensor(spec: TensorSpec, seed: number, std: number, sink
 }
 
 /**
- * The safetensors header for these tensors laid out as lib/safetensors.ts's serializeSafetensors
+ * The safetensors header for these tensors laid out as lib/util/safetensors.ts's serializeSafetensors
  * lays them out (sorted by name, data aligned to 8 bytes), so the streamed file is byte-identical
  * to serializeSafetensors' output (checked by --verify on small models).
  */

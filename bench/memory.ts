@@ -10,9 +10,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LoraAdapter } from '../lib/lora-adapter.js';
-import { Model, type ModelLoadOptions } from '../lib/model.js';
-import { Trainer } from '../lib/trainer.js';
+import { LoraAdapter } from '../lib/lora/lora-adapter.js';
+import { Model, type ModelLoadOptions } from '../lib/model/model.js';
+import { Trainer } from '../lib/train/trainer.js';
 import { makeModel } from './make-model.js';
 
 const CASES: Record<string, ModelLoadOptions> = {

@@ -6,8 +6,8 @@
 // case in its own child process. No optimizer step (lossAndGrad has none yet); HF's baseline times
 // the same loss.backward() without optimizer.step().
 import { fileURLToPath } from 'node:url';
-import { LoraAdapter } from '../lib/lora-adapter.js';
-import { Model, torchInfo } from '../lib/model.js';
+import { LoraAdapter } from '../lib/lora/lora-adapter.js';
+import { Model, torchInfo } from '../lib/model/model.js';
 import { knobs, list, median, num, parseArgs, procStatusMb, resetPeakRss, round, runChild, timeRuns, tokenIds } from './common.js';
 import { defaultModelDir, makeModel } from './make-model.js';
 

@@ -19,9 +19,9 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { LoraAdapter } from '../lib/lora-adapter.js';
-import { Model, torchInfo } from '../lib/model.js';
-import { Trainer } from '../lib/trainer.js';
+import { LoraAdapter } from '../lib/lora/lora-adapter.js';
+import { Model, torchInfo } from '../lib/model/model.js';
+import { Trainer } from '../lib/train/trainer.js';
 import { knobs, median, num, parseArgs, procStatusMb, resetPeakRss, round, runChild, tokenIds } from './common.js';
 import { FLOPS_FORMULA, loadAverage, matmulPeaks, stepGflop, type ShapeConfig } from './flops.js';
 import { defaultModelDir, makeModel } from './make-model.js';

@@ -9,10 +9,10 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { data, Model, Tokenizer } from '../lib/index.js';
 import type { Dtype, ModelLoadOptions } from '../lib/index.js';
-import type { ChatMessage } from '../lib/chat-template.js';
+import type { ChatMessage } from '../lib/text/chat-template.js';
 import type { TokenizedExample } from '../lib/data/tokenize.js';
-import { STYLE_REQUESTS } from '../lib/default-job.js';
-import { defaultModel } from '../lib/default-model.js';
+import { STYLE_REQUESTS } from '../lib/train/default-job.js';
+import { defaultModel } from '../lib/model/default-model.js';
 
 export const ROOT = resolve(fileURLToPath(new URL('../../', import.meta.url)));
 export const DATA = join(ROOT, 'examples', 'data');
@@ -77,7 +77,7 @@ export async function chatExamples(tokenizer: Tokenizer, conversations: ChatMess
 
 /**
  * Answer-only lines (the style files hold answers without their questions) as chats whose user
- * turns are lib/default-job.ts's generic requests, round robin, as its styleConversations does.
+ * turns are lib/train/default-job.ts's generic requests, round robin, as its styleConversations does.
  */
 export { STYLE_REQUESTS };
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Model, Tokenizer, Trainer } from '../../lib/index.js';
-import { fromFloat32, serializeSafetensors, type StTensor } from '../../lib/safetensors.js';
+import { fromFloat32, serializeSafetensors, type StTensor } from '../../lib/util/safetensors.js';
 import { permutation, prng } from '../../lib/train/random.js';
 import { poetryTexts, styleLines } from './corpus.js';
 

@@ -7,7 +7,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { data, evaluate, LoraAdapter, Trainer } from '../../lib/index.js';
-import type { ChatMessage } from '../../lib/chat-template.js';
+import type { ChatMessage } from '../../lib/text/chat-template.js';
 import type { TokenizedExample } from '../../lib/data/tokenize.js';
 import { permutation } from '../../lib/train/random.js';
 import { ask, DATA, load, meanNll, parseArgs, writeSummary } from '../common.js';

@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { evaluate, LoraAdapter, Trainer } from '../../lib/index.js';
-import type { ChatMessage } from '../../lib/chat-template.js';
+import type { ChatMessage } from '../../lib/text/chat-template.js';
 import { answerAll, chatExamples, DATA, load, meanNll, parseArgs, writeSummary } from '../common.js';
 
 const args = parseArgs('poetry');

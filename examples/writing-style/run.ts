@@ -11,7 +11,7 @@
 //   node dist/examples/writing-style/run.js [--short] [--model SPEC] [--dtype float32] [--out DIR] [--posts DIR]
 import { join } from 'node:path';
 import { data, evaluate, LoraAdapter, Trainer } from '../../lib/index.js';
-import type { ChatMessage } from '../../lib/chat-template.js';
+import type { ChatMessage } from '../../lib/text/chat-template.js';
 import type { StyleRecord } from '../../lib/data/markdown-corpus.js';
 import { answerAll, DATA, elapsedSeconds, flag, load, meanNll, parseArgs, writeSummary } from '../common.js';
 import { readFileSync } from 'node:fs';

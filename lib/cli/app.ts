@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import yargs from 'yargs';
-import { packageRoot } from '../native.js';
+import { packageRoot } from '../model/native.js';
 import * as chat from './chat.js';
 import { reportError } from './common.js';
 import * as evaluate from './eval.js';

@@ -4,7 +4,7 @@
 // Reads lines from stdin, so a script can pipe a conversation in.
 import { createInterface } from 'node:readline';
 import type { Argv } from 'yargs';
-import { chatStream, type ChatMessage, type GenerationStats } from '../chat.js';
+import { chatStream, type ChatMessage, type GenerationStats } from '../model/chat.js';
 import {
   cliLogger,
   errorCode,

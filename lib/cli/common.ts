@@ -6,11 +6,11 @@ import { pino, type Logger } from 'pino';
 import type { Argv } from 'yargs';
 import { LorafitError } from '../errors.js';
 import { resolveModelPath } from '../hub/index.js';
-import { LoraAdapter } from '../lora-adapter.js';
-import { loadModelAndTokenizer } from '../chat.js';
-import type { Model, Dtype, ModelLoadOptions } from '../model.js';
-import { resolveModelSource } from '../model-source.js';
-import type { Tokenizer } from '../tokenizer.js';
+import { LoraAdapter } from '../lora/lora-adapter.js';
+import { loadModelAndTokenizer } from '../model/chat.js';
+import type { Model, Dtype, ModelLoadOptions } from '../model/model.js';
+import { resolveModelSource } from '../model/model-source.js';
+import type { Tokenizer } from '../text/tokenizer.js';
 
 export interface GlobalArgs {
   verbose?: boolean;

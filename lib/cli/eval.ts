@@ -2,14 +2,14 @@
 // micro-batches, logits never held) for the base model and each adapter, plus token F1 / exact
 // match of greedy answers when the records end with a reference assistant answer.
 import type { Argv } from 'yargs';
-import { chat } from '../chat.js';
+import { chat } from '../model/chat.js';
 import { iterateDataset, type LoadDatasetOptions } from '../data/load-dataset.js';
 import type { ConversationRecord, DataRecord, DatasetFormat } from '../data/formats.js';
 import { emptyStats, tokenizeStream, type TokenizedExample } from '../data/tokenize.js';
 import { LorafitError } from '../errors.js';
 import { f1EmCorpus } from '../eval/f1-em.js';
 import { PerplexityAccumulator, type PerplexityResult } from '../eval/perplexity.js';
-import { LoraAdapter } from '../lora-adapter.js';
+import { LoraAdapter } from '../lora/lora-adapter.js';
 import { stepBatches } from '../train/batches.js';
 import {
   cliLogger,

@@ -16,8 +16,8 @@ import type { GgmlDtype } from '../export/gguf-writer.js';
 import { formatOllamaName, parseOllamaName } from '../gguf/ollama.js';
 import { metaString, readGguf } from '../gguf/reader.js';
 import { looksLikeHubId, resolveModelPath } from '../hub/resolve.js';
-import { LoraAdapter } from '../lora-adapter.js';
-import { Model } from '../model.js';
+import { LoraAdapter } from '../lora/lora-adapter.js';
+import { Model } from '../model/model.js';
 import { cliLogger, globalOptions, type GlobalArgs } from './common.js';
 
 export const command = 'export <target>';

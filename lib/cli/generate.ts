@@ -1,7 +1,7 @@
 // `lorafit generate --model M [--adapter A] --prompt "..." [--chat]`: one completion, streamed to
 // stdout. `--chat` wraps the prompt as a user message and applies the chat template.
 import type { Argv } from 'yargs';
-import { chatStream, completionStream, type GenerationStats } from '../chat.js';
+import { chatStream, completionStream, type GenerationStats } from '../model/chat.js';
 import { LorafitError } from '../errors.js';
 import { cliLogger, generationOptions, globalOptions, loadAdapters, modelOptions, openModel, parseAdapterSpecs, samplingFromArgs, type GenerationArgs, type GlobalArgs, type ModelArgs } from './common.js';
 

@@ -7,9 +7,9 @@ import { LorafitError } from '../errors.js';
 import { ggufToHfConfig } from '../gguf/hf-config.js';
 import { metaString, readGguf } from '../gguf/reader.js';
 import { resolveModelPath } from '../hub/index.js';
-import { ADAPTER_CONFIG, ADAPTER_WEIGHTS } from '../lora-adapter.js';
-import { resolveModelSource } from '../model-source.js';
-import { Tokenizer } from '../tokenizer.js';
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS } from '../lora/lora-adapter.js';
+import { resolveModelSource } from '../model/model-source.js';
+import { Tokenizer } from '../text/tokenizer.js';
 import { globalOptions, type GlobalArgs } from './common.js';
 
 export const command = 'info <model>';

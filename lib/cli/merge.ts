@@ -5,8 +5,8 @@ import { resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { LorafitError } from '../errors.js';
 import { resolveModelPath } from '../hub/index.js';
-import { LoraAdapter } from '../lora-adapter.js';
-import { Model, type Dtype } from '../model.js';
+import { LoraAdapter } from '../lora/lora-adapter.js';
+import { Model, type Dtype } from '../model/model.js';
 import { cliLogger, globalOptions, modelDir, type GlobalArgs } from './common.js';
 
 export const command = 'merge';

@@ -11,11 +11,11 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { chatPromptIds, completionStream, type ChatMessage, type GenerationStats } from '../chat.js';
-import type { GenerateOptions } from '../generation.js';
-import type { Model } from '../model.js';
-import { Serial } from '../serial.js';
-import type { Tokenizer } from '../tokenizer.js';
+import { chatPromptIds, completionStream, type ChatMessage, type GenerationStats } from '../model/chat.js';
+import type { GenerateOptions } from '../model/generation.js';
+import type { Model } from '../model/model.js';
+import { Serial } from '../model/serial.js';
+import type { Tokenizer } from '../text/tokenizer.js';
 import { LorafitError } from '../errors.js';
 import { errorCode } from './common.js';
 

@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { buildMarkdownCorpus, type StyleTask } from '../data/markdown-corpus.js';
 import { LorafitError } from '../errors.js';
-import { Tokenizer } from '../tokenizer.js';
+import { Tokenizer } from '../text/tokenizer.js';
 import { cliLogger, globalOptions, modelDir, type GlobalArgs } from './common.js';
 
 export const command = 'prepare <kind> <dir>';

@@ -7,8 +7,8 @@ import { extname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { DATASET_FORMATS } from '../data/formats.js';
 import { LorafitError } from '../errors.js';
-import { defaultJobDataset, DEFAULT_JOB_SETTINGS } from '../default-job.js';
-import { defaultModel } from '../default-model.js';
+import { defaultJobDataset, DEFAULT_JOB_SETTINGS } from '../train/default-job.js';
+import { defaultModel } from '../model/default-model.js';
 
 type Kind = 'string' | 'number' | 'integer' | 'boolean' | 'list';
 
@@ -82,7 +82,7 @@ type ValueOf<S extends KeySpec> = S['kind'] extends 'string'
 export type TrainConfig = { [K in TrainKey]?: ValueOf<(typeof TRAIN_KEYS)[K]> } & {
   model: string;
   dataset: string;
-  /** Set when neither model nor dataset was given: lib/default-job.ts. */
+  /** Set when neither model nor dataset was given: lib/train/default-job.ts. */
   defaultJob?: boolean;
   /** A line for the user about the model choice (the real default missing). */
   modelNote?: string;

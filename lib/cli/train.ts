@@ -8,12 +8,12 @@ import { iterateDataset, type LoadDatasetOptions } from '../data/load-dataset.js
 import { shuffle } from '../data/markdown-corpus.js';
 import { emptyStats, tokenizeStream, type TokenizedExample, type TokenizeStats } from '../data/tokenize.js';
 import type { DataRecord, DatasetFormat } from '../data/formats.js';
-import { chat } from '../chat.js';
-import { styleConversations } from '../default-job.js';
+import { chat } from '../model/chat.js';
+import { styleConversations } from '../train/default-job.js';
 import { LorafitError } from '../errors.js';
-import { LoraAdapter } from '../lora-adapter.js';
-import { Trainer } from '../trainer.js';
-import type { Tokenizer } from '../tokenizer.js';
+import { LoraAdapter } from '../lora/lora-adapter.js';
+import { Trainer } from '../train/trainer.js';
+import type { Tokenizer } from '../text/tokenizer.js';
 import { cliLogger, globalOptions, openModel, type GlobalArgs } from './common.js';
 import { Progress, formatMs } from './progress.js';
 import { TRAIN_KEYS, kebabKey, readConfigFile, resolveTrainConfig, type TrainConfig, type TrainKey } from './train-config.js';

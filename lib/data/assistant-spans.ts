@@ -18,7 +18,7 @@
  * naming the message (tokenize adds the record's file:line): ending the span at the content would
  * silently train a model that never stops. Templates with no marker at all end spans at the content.
  */
-import type { ChatMessage } from '../chat-template.js';
+import type { ChatMessage } from '../text/chat-template.js';
 import { LorafitDataError } from './errors.js';
 
 export interface TextSpan {

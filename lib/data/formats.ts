@@ -5,7 +5,7 @@
  * OpenAI messages (`messages` with role/content), `conversations` with role/content, and a
  * column mapping for anything else (dotted paths reach nested fields: `instances.0.output`).
  */
-import type { ChatMessage } from '../chat-template.js';
+import type { ChatMessage } from '../text/chat-template.js';
 import { LorafitDataError } from './errors.js';
 
 export type DatasetFormat = 'text' | 'prompt-completion' | 'alpaca' | 'sharegpt' | 'messages' | 'conversations';

@@ -41,7 +41,7 @@ export {
   type StyleRecord,
   type StyleTask,
 } from './markdown-corpus.js';
-export { Tokenizer, type TokenizerOptions, type EncodeOptions, type Encoding, type AddedTokenInfo, type ApplyChatTemplateOptions } from '../tokenizer.js';
+export { Tokenizer, type TokenizerOptions, type EncodeOptions, type Encoding, type AddedTokenInfo, type ApplyChatTemplateOptions } from '../text/tokenizer.js';
 export {
   ChatTemplate,
   CHATML_TEMPLATE,
@@ -51,4 +51,4 @@ export {
   type ChatMessage,
   type ChatTemplateSource,
   type RenderOptions,
-} from '../chat-template.js';
+} from '../text/chat-template.js';

@@ -12,8 +12,8 @@
  */
 import { promises as fs } from 'node:fs';
 import { basename, join, relative } from 'node:path';
-import type { ChatMessage } from '../chat-template.js';
-import type { Tokenizer } from '../tokenizer.js';
+import type { ChatMessage } from '../text/chat-template.js';
+import type { Tokenizer } from '../text/tokenizer.js';
 import { LorafitDataError } from './errors.js';
 import { cleanInline, isCjk, markdownToParagraphs, parseFrontMatter } from './markdown-text.js';
 import { chunkParagraphs, estimateTokens, joinSentences, splitSentences } from './text-chunker.js';

@@ -9,8 +9,8 @@
  * pieces separately instead would change tokens at every boundary for tokenizers that prepend a
  * space marker to each input (Llama 2's sentencepiece normaliser) and for BPE merges across it.
  */
-import { detectEndOfTurn } from '../chat-template.js';
-import type { Tokenizer } from '../tokenizer.js';
+import { detectEndOfTurn } from '../text/chat-template.js';
+import type { Tokenizer } from '../text/tokenizer.js';
 import { labelsFromSpans, locateAssistantSpans } from './assistant-spans.js';
 import { LorafitDataError } from './errors.js';
 import type { ConversationRecord, DataRecord, TextRecord } from './formats.js';

@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { LorafitError } from '../errors.js';
 import { planGgufModel } from '../gguf/plan.js';
 import { metaString, readGguf } from '../gguf/reader.js';
-import { isGgufFile, resolveModelSource } from '../model-source.js';
+import { isGgufFile, resolveModelSource } from '../model/model-source.js';
 import { parseArchConfig, type ArchConfig } from './gguf-arch.js';
 import { readModelConfig } from './gguf-model.js';
 

@@ -12,7 +12,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { LorafitError } from '../errors.js';
-import { readSafetensors, toFloat32 } from '../safetensors.js';
+import { readSafetensors, toFloat32 } from '../util/safetensors.js';
 import { adapterBase, baseLinearShape, openExportBase, type ExportBase } from './export-base.js';
 import { ggufTensorName, needsQkPermute, permuteQk, qkHeads } from './gguf-arch.js';
 import { GgufWriter, type GgmlDtype } from './gguf-writer.js';

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LorafitError } from '../errors.js';
-import { Tokenizer } from '../tokenizer.js';
+import { Tokenizer } from '../text/tokenizer.js';
 import { GgufValueType, type GgufWriter } from './gguf-writer.js';
 
 /** llama.cpp's llama_token_type. */

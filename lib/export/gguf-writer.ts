@@ -6,7 +6,7 @@
 // Tensors are added with their HF/numpy shape (outermost first); the writer reverses it into
 // ggml's `ne` order. Tensor data may be given lazily so that a model is never whole in memory.
 import { LorafitError } from '../errors.js';
-import { writeFileAtomicStreamSync } from '../fs-atomic.js';
+import { writeFileAtomicStreamSync } from '../util/fs-atomic.js';
 import { bf16ToFloat, floatToBf16, floatToHalf, halfToFloat } from '../util/float16.js';
 
 export { bf16ToFloat, floatToBf16, floatToHalf, halfToFloat };

@@ -4,7 +4,7 @@
 import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { LorafitError } from '../errors.js';
-import { toFloat32, type StDtype } from '../safetensors.js';
+import { toFloat32, type StDtype } from '../util/safetensors.js';
 
 export interface WeightInfo {
   name: string;

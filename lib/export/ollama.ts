@@ -2,7 +2,7 @@
 // Ollama's Go-template syntax translated from the HF chat template for the common families
 // (ChatML/Qwen, Llama 3, Gemma), PARAMETER stop for each end-of-turn marker, and SYSTEM.
 import { LorafitError } from '../errors.js';
-import { writeFileAtomic } from '../fs-atomic.js';
+import { writeFileAtomic } from '../util/fs-atomic.js';
 
 export type ChatFamily = 'chatml' | 'llama3' | 'gemma';
 

@@ -7,7 +7,7 @@ import { open } from 'node:fs/promises';
 import { LorafitError } from '../errors.js';
 import { DEQUANTIZABLE_TYPES } from './ggml-types.js';
 import { ggufToHfConfig, type GgufHfConfig } from './hf-config.js';
-import type { NativeGgufTensor } from '../native.js';
+import type { NativeGgufTensor } from '../model/native.js';
 import { type GgufFile, type GgufTensorInfo } from './reader.js';
 import { normOffset, qkPermuteHeads, toGgufName, toHfName, type GgufArch } from './tensor-names.js';
 

@@ -13,7 +13,7 @@ import { copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkS
 import { randomBytes } from 'node:crypto';
 import { homedir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
-import { writeFileAtomicSync } from '../fs-atomic.js';
+import { writeFileAtomicSync } from '../util/fs-atomic.js';
 
 export const REGEX_COMMIT_HASH = /^[0-9a-f]{40}$/;
 

@@ -5,7 +5,7 @@
 // is isolated per example, no pad token is computed), as transformers' DataCollatorWithFlattening.
 // `paddingFree: false` pads the rows to the longest instead (dynamic padding).
 import { LorafitError } from '../errors.js';
-import type { MicroBatch } from '../model.js';
+import type { MicroBatch } from '../model/model.js';
 import { mixSeed, permutation } from './random.js';
 
 export interface Example {

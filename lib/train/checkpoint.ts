@@ -6,8 +6,8 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { LorafitError } from '../errors.js';
-import { writeDirAtomic, writeFileAtomicSync } from '../fs-atomic.js';
-import { fromFloat32, readSafetensors, serializeSafetensors, toFloat32, type StTensor } from '../safetensors.js';
+import { writeDirAtomic, writeFileAtomicSync } from '../util/fs-atomic.js';
+import { fromFloat32, readSafetensors, serializeSafetensors, toFloat32, type StTensor } from '../util/safetensors.js';
 
 export const TRAINER_STATE = 'trainer_state.json';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';

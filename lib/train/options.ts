@@ -1,7 +1,7 @@
 // Trainer options: names and defaults as users of TRL / transformers' TrainingArguments expect,
 // validated with messages that name the option at fault.
 import { optionError } from '../errors.js';
-import type { Logger } from '../logger.js';
+import type { Logger } from '../util/logger.js';
 import type { LrScheduler } from './schedule.js';
 
 export interface TrainerOptions {

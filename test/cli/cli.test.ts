@@ -2,9 +2,9 @@
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LoraAdapter } from '../../lib/lora-adapter.js';
-import { Model } from '../../lib/model.js';
-import { readSafetensors } from '../../lib/safetensors.js';
+import { LoraAdapter } from '../../lib/lora/lora-adapter.js';
+import { Model } from '../../lib/model/model.js';
+import { readSafetensors } from '../../lib/util/safetensors.js';
 import { LLAMA, LLAMA_ADAPTER, ROOT, byteLevelLlama, ensureBuilt, runCli, tempDir } from './helpers.js';
 
 const YODA = join(ROOT, 'test', 'fixtures', 'data', 'styles', 'yoda.txt');

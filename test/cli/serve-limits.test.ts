@@ -7,8 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOpenAiServer, type OpenAiServerOptions } from '../../lib/cli/openai-server.js';
-import { Model } from '../../lib/model.js';
-import { Tokenizer } from '../../lib/tokenizer.js';
+import { Model } from '../../lib/model/model.js';
+import { Tokenizer } from '../../lib/text/tokenizer.js';
 import { makeTinyQwen3Model } from '../helpers/tiny-qwen3.js';
 import { tempDir } from './helpers.js';
 

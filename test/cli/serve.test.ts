@@ -5,8 +5,8 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LoraAdapter } from '../../lib/lora-adapter.js';
-import { Model } from '../../lib/model.js';
+import { LoraAdapter } from '../../lib/lora/lora-adapter.js';
+import { Model } from '../../lib/model/model.js';
 import { makeTinyQwen3Model } from '../helpers/tiny-qwen3.js';
 import { ensureBuilt, runCli, startServer, tempDir } from './helpers.js';
 

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Tokenizer, type TokenizerOptions } from '../../lib/tokenizer.js';
+import { Tokenizer, type TokenizerOptions } from '../../lib/text/tokenizer.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const FIXTURES = join(ROOT, 'test', 'fixtures');

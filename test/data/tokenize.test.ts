@@ -1,10 +1,10 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { ChatMessage } from '../../lib/chat-template.js';
+import type { ChatMessage } from '../../lib/text/chat-template.js';
 import type { DataRecord } from '../../lib/data/formats.js';
 import { loadDataset } from '../../lib/data/load-dataset.js';
 import { IGNORE_INDEX, tokenizeDataset, tokenizeRecord, type TokenizedExample } from '../../lib/data/tokenize.js';
-import type { Tokenizer } from '../../lib/tokenizer.js';
+import type { Tokenizer } from '../../lib/text/tokenizer.js';
 import { expected, FIXTURES, loadTokenizer, type ModelName } from './helpers.js';
 
 const chat = (messages: ChatMessage[], tools?: unknown[]): DataRecord => ({ kind: 'conversation', messages, ...(tools ? { tools } : {}) });

@@ -2,7 +2,7 @@ import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { GgufValueType as T, exportGguf, exportLoraGguf, permuteQk } from '../../lib/export/index.js';
-import { readSafetensors, toFloat32 } from '../../lib/safetensors.js';
+import { readSafetensors, toFloat32 } from '../../lib/util/safetensors.js';
 import { smollm2Gguf } from '../gguf/reference.js';
 import { FIXTURES, readGguf, tempDir, writeByteTokenizer } from './helpers.js';
 

@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { GgufValueType as T, exportGguf, permuteQk } from '../../lib/export/index.js';
-import { readSafetensors, toFloat32, writeSafetensors, fromFloat32 } from '../../lib/safetensors.js';
+import { readSafetensors, toFloat32, writeSafetensors, fromFloat32 } from '../../lib/util/safetensors.js';
 import { FIXTURES, readGguf, tempDir, writeByteTokenizer } from './helpers.js';
 
 const dir = tempDir();

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { getLlama, type Llama, type LlamaModel, type Token } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportGguf, exportLoraGguf, type GgmlDtype } from '../../lib/export/index.js';
-import { readSafetensors, toIntArray } from '../../lib/safetensors.js';
+import { readSafetensors, toIntArray } from '../../lib/util/safetensors.js';
 import { FIXTURES, tempDir, writeByteTokenizer } from './helpers.js';
 
 let llama: Llama;

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toGgufName, type GgufArch } from '../../lib/gguf/tensor-names.js';
-import { Model } from '../../lib/model.js';
+import { Model } from '../../lib/model/model.js';
 import { Golden, maxAbsDiff, rows } from '../helpers/golden.js';
 import { python, scratchDir } from '../helpers/python.js';
 

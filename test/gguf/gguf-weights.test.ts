@@ -6,7 +6,7 @@
 import { copyFileSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { NativeGgufSource, NativeGgufTensor, NativeModel } from '../../lib/native.js';
+import type { NativeGgufSource, NativeGgufTensor, NativeModel } from '../../lib/model/native.js';
 import { scratchDir } from '../helpers/python.js';
 import { rejects } from '../helpers/rejects.js';
 import { bitsDiffer, loadFolder, loadGguf, reference } from './reference.js';

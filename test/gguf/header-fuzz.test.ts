@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { LorafitError } from '../../lib/errors.js';
 import { readGguf } from '../../lib/gguf/reader.js';
-import { Model } from '../../lib/model.js';
+import { Model } from '../../lib/model/model.js';
 import { mulberry32, openFds } from '../helpers/corrupt.js';
 import { scratchDir } from '../helpers/python.js';
 import { writeTinyGguf } from './tiny-gguf.js';

@@ -4,7 +4,7 @@ import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { exportGguf } from '../../lib/export/index.js';
-import { Model } from '../../lib/model.js';
+import { Model } from '../../lib/model/model.js';
 import { writeByteTokenizer } from '../export/helpers.js';
 import { Golden, HF, maxAbsDiff, maxAbsDiffMasked, rows } from '../helpers/golden.js';
 import { scratchDir } from '../helpers/python.js';

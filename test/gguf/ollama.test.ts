@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { listOllamaModels, parseOllamaName, resolveOllamaModel } from '../../lib/gguf/ollama.js';
-import { Model } from '../../lib/model.js';
+import { Model } from '../../lib/model/model.js';
 import { scratchDir } from '../helpers/python.js';
 import { rejects } from '../helpers/rejects.js';
 import { writeTinyGguf } from './tiny-gguf.js';

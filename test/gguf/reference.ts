@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { fromNative } from '../../lib/errors.js';
-import { native, type NativeGgufSource, type NativeModel } from '../../lib/native.js';
+import { native, type NativeGgufSource, type NativeModel } from '../../lib/model/native.js';
 import { python } from '../helpers/python.js';
 
 const run = promisify(execFile);

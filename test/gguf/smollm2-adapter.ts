@@ -4,10 +4,10 @@
 // is far from zero and the greedy answer changes. Saved as `lorafit train` saves it
 // (base_model_name_or_path = the GGUF file).
 import { join } from 'node:path';
-import { LoraAdapter } from '../../lib/lora-adapter.js';
-import type { Model } from '../../lib/model.js';
-import type { Tokenizer } from '../../lib/tokenizer.js';
-import { Trainer } from '../../lib/trainer.js';
+import { LoraAdapter } from '../../lib/lora/lora-adapter.js';
+import type { Model } from '../../lib/model/model.js';
+import type { Tokenizer } from '../../lib/text/tokenizer.js';
+import { Trainer } from '../../lib/train/trainer.js';
 
 const YODA: Array<[string, string]> = [
   ['What is the moon?', 'A rock in the sky, the moon is. Bright at night, it shines, hmm.'],

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { planGgufModel } from '../../lib/gguf/plan.js';
 import { readGguf } from '../../lib/gguf/reader.js';
-import { Model } from '../../lib/model.js';
+import { Model } from '../../lib/model/model.js';
 import { Golden, maxAbsDiff } from '../helpers/golden.js';
 import { python, scratchDir } from '../helpers/python.js';
 import { smollm2Gguf } from './reference.js';

@@ -13,14 +13,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ChatMessage } from '../../lib/chat-template.js';
+import type { ChatMessage } from '../../lib/text/chat-template.js';
 import { LorafitDataError } from '../../lib/data/errors.js';
-import { smollm2Path } from '../../lib/default-model.js';
+import { smollm2Path } from '../../lib/model/default-model.js';
 import { LorafitError } from '../../lib/errors.js';
 import { GgufValueType, GgufWriter } from '../../lib/export/gguf-writer.js';
 import { readGguf } from '../../lib/gguf/reader.js';
 import { buildGgufTokenizer } from '../../lib/gguf/tokenizer-json.js';
-import { Tokenizer } from '../../lib/tokenizer.js';
+import { Tokenizer } from '../../lib/text/tokenizer.js';
 import { prng } from '../../lib/train/random.js';
 import { python, scratchDir } from '../helpers/python.js';
 

@@ -1,7 +1,7 @@
 // Access to the HF golden fixtures copied into test/fixtures/hf.
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readSafetensors, toFloat32, toIntArray, type StFile } from '../../lib/safetensors.js';
+import { readSafetensors, toFloat32, toIntArray, type StFile } from '../../lib/util/safetensors.js';
 
 export const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
 export const HF = join(FIXTURES, 'hf');

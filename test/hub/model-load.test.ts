@@ -3,8 +3,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { LoraAdapter } from '../../lib/lora-adapter.js';
-import { Model } from '../../lib/model.js';
+import { LoraAdapter } from '../../lib/lora/lora-adapter.js';
+import { Model } from '../../lib/model/model.js';
 import { HF, maxAbsDiff } from '../helpers/golden.js';
 import { isolateEnv, tmpCache } from './helpers/env.js';
 import { FakeHub } from './helpers/fake-hub.js';

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
-import { Model } from '../../lib/model.js';
+import { Model } from '../../lib/model/model.js';
 import { Golden, maxAbsDiffMasked, rows } from '../helpers/golden.js';
 import { runPython, scratchDir } from '../helpers/python.js';
 

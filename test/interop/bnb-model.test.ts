@@ -6,8 +6,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Model } from '../../lib/model.js';
-import { fromInt64, readSafetensors, toFloat32, writeSafetensors } from '../../lib/safetensors.js';
+import { Model } from '../../lib/model/model.js';
+import { fromInt64, readSafetensors, toFloat32, writeSafetensors } from '../../lib/util/safetensors.js';
 import { Golden, HF, maxAbsDiff, maxAbsDiffMasked } from '../helpers/golden.js';
 import { runPython } from '../helpers/python.js';
 

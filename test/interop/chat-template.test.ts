@@ -6,7 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import type { ChatMessage } from '../../lib/chat-template.js';
+import type { ChatMessage } from '../../lib/text/chat-template.js';
 import { tokenizeRecord } from '../../lib/data/tokenize.js';
 import { loadTokenizer, modelDir, type ModelName } from '../data/helpers.js';
 

@@ -10,8 +10,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Model } from '../../lib/model.js';
-import { readSafetensors, toFloat32, toIntArray, type StFile } from '../../lib/safetensors.js';
+import { Model } from '../../lib/model/model.js';
+import { readSafetensors, toFloat32, toIntArray, type StFile } from '../../lib/util/safetensors.js';
 import { Golden, HF, rows } from '../helpers/golden.js';
 import { runPython, scratchDir } from '../helpers/python.js';
 

@@ -9,8 +9,8 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LoraAdapter, type LoraOptions } from '../../lib/lora-adapter.js';
-import { Model } from '../../lib/model.js';
+import { LoraAdapter, type LoraOptions } from '../../lib/lora/lora-adapter.js';
+import { Model } from '../../lib/model/model.js';
 import { mulberry32 } from '../helpers/corrupt.js';
 import { Golden, HF, maxAbs, maxAbsDiff, maxAbsDiffMasked, rows } from '../helpers/golden.js';
 import { runPython, scratchDir } from '../helpers/python.js';

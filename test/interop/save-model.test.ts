@@ -3,9 +3,9 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LoraAdapter } from '../../lib/lora-adapter.js';
-import { Model } from '../../lib/model.js';
-import { fromInt64, readSafetensors, toFloat32, writeSafetensors } from '../../lib/safetensors.js';
+import { LoraAdapter } from '../../lib/lora/lora-adapter.js';
+import { Model } from '../../lib/model/model.js';
+import { fromInt64, readSafetensors, toFloat32, writeSafetensors } from '../../lib/util/safetensors.js';
 import { Golden, HF, maxAbsDiffMasked } from '../helpers/golden.js';
 import { runPython } from '../helpers/python.js';
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, expect, it } from 'vitest';
 import { latestCheckpoint, readCheckpoint } from '../../lib/train/checkpoint.js';
-import { readSafetensors } from '../../lib/safetensors.js';
+import { readSafetensors } from '../../lib/util/safetensors.js';
 import { FIXTURES, HF } from '../helpers/golden.js';
 
 const child = fileURLToPath(new URL('./child-train.mjs', import.meta.url));

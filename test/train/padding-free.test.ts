@@ -5,10 +5,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LoraAdapter } from '../../lib/lora-adapter.js';
-import { Model, type MicroBatch } from '../../lib/model.js';
-import { serializeSafetensors, readSafetensors, toFloat32, type StFile } from '../../lib/safetensors.js';
-import { Trainer } from '../../lib/trainer.js';
+import { LoraAdapter } from '../../lib/lora/lora-adapter.js';
+import { Model, type MicroBatch } from '../../lib/model/model.js';
+import { serializeSafetensors, readSafetensors, toFloat32, type StFile } from '../../lib/util/safetensors.js';
+import { Trainer } from '../../lib/train/trainer.js';
 import { collate, collatePaddingFree, type Example } from '../../lib/train/batches.js';
 import { Golden, HF, maxAbsDiff } from '../helpers/golden.js';
 import { runPython, scratchDir } from '../helpers/python.js';

@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LoraAdapter } from '../../lib/lora-adapter.js';
-import { Model } from '../../lib/model.js';
-import { Trainer, type TrainerInit } from '../../lib/trainer.js';
-import { readSafetensors, toFloat32 } from '../../lib/safetensors.js';
+import { LoraAdapter } from '../../lib/lora/lora-adapter.js';
+import { Model } from '../../lib/model/model.js';
+import { Trainer, type TrainerInit } from '../../lib/train/trainer.js';
+import { readSafetensors, toFloat32 } from '../../lib/util/safetensors.js';
 import { byteExamples, yodaLines } from '../helpers/byte-data.js';
 import { HF } from '../helpers/golden.js';
 

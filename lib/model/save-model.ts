@@ -5,11 +5,11 @@
 // tokenizer files are built from the file's metadata (lib/gguf/hf-folder.ts).
 import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { optionError } from './errors.js';
-import { writeFileAtomicSync } from './fs-atomic.js';
-import { ggufFolderFiles, type GgufFolderFiles } from './gguf/hf-folder.js';
+import { optionError } from '../errors.js';
+import { writeFileAtomicSync } from '../util/fs-atomic.js';
+import { ggufFolderFiles, type GgufFolderFiles } from '../gguf/hf-folder.js';
 import type { Dtype, Model } from './model.js';
-import { serializeSafetensors, type StDtype, type StTensor } from './safetensors.js';
+import { serializeSafetensors, type StDtype, type StTensor } from '../util/safetensors.js';
 
 export interface SaveModelOptions {
   /** Storage dtype (default: the model's). */

@@ -8,19 +8,19 @@
 import { EventEmitter } from 'node:events';
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { renderLossCurveSvg } from './eval/loss-curve-svg.js';
-import { fromNative, LorafitError } from './errors.js';
-import { writeFileAtomicSync } from './fs-atomic.js';
-import { LoraAdapter } from './lora-adapter.js';
-import { defaultLogger, type Logger } from './logger.js';
-import type { MicroBatch, Model } from './model.js';
-import { epochOrder, stepBatches, stepsPerEpoch, type BatchPlan, type Example } from './train/batches.js';
-import { latestCheckpoint, pruneCheckpoints, readCheckpoint, writeCheckpoint, type TrainerState } from './train/checkpoint.js';
-import { resolveOptions, serialisableOptions, type ResolvedOptions, type TrainerOptions } from './train/options.js';
-import { mixSeed } from './train/random.js';
-import { learningRateAt } from './train/schedule.js';
+import { renderLossCurveSvg } from '../eval/loss-curve-svg.js';
+import { fromNative, LorafitError } from '../errors.js';
+import { writeFileAtomicSync } from '../util/fs-atomic.js';
+import { LoraAdapter } from '../lora/lora-adapter.js';
+import { defaultLogger, type Logger } from '../util/logger.js';
+import type { MicroBatch, Model } from '../model/model.js';
+import { epochOrder, stepBatches, stepsPerEpoch, type BatchPlan, type Example } from './batches.js';
+import { latestCheckpoint, pruneCheckpoints, readCheckpoint, writeCheckpoint, type TrainerState } from './checkpoint.js';
+import { resolveOptions, serialisableOptions, type ResolvedOptions, type TrainerOptions } from './options.js';
+import { mixSeed } from './random.js';
+import { learningRateAt } from './schedule.js';
 
-export type { TrainerOptions } from './train/options.js';
+export type { TrainerOptions } from './options.js';
 
 export interface StepEvent {
   step: number;

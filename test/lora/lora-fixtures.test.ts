@@ -3,9 +3,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LoraAdapter } from '../../lib/lora-adapter.js';
-import { Model } from '../../lib/model.js';
-import { readSafetensors, toFloat32 } from '../../lib/safetensors.js';
+import { LoraAdapter } from '../../lib/lora/lora-adapter.js';
+import { Model } from '../../lib/model/model.js';
+import { readSafetensors, toFloat32 } from '../../lib/util/safetensors.js';
 import { Golden, HF, maxAbs, maxAbsDiff, maxAbsDiffMasked, rows } from '../helpers/golden.js';
 
 for (const arch of ['llama', 'qwen2'] as const) {

@@ -18,10 +18,10 @@ import {
   type ChatTemplateSource,
   type RenderOptions,
 } from './chat-template.js';
-import { LorafitDataError } from './data/errors.js';
-import { resolveOllamaModel } from './gguf/ollama.js';
-import { readGguf, startsWithGgufMagic } from './gguf/reader.js';
-import { buildGgufTokenizer } from './gguf/tokenizer-json.js';
+import { LorafitDataError } from '../data/errors.js';
+import { resolveOllamaModel } from '../gguf/ollama.js';
+import { readGguf, startsWithGgufMagic } from '../gguf/reader.js';
+import { buildGgufTokenizer } from '../gguf/tokenizer-json.js';
 import { codePointToUtf16Map, toUtf16Offsets } from './text-offsets.js';
 
 type NativeTokenizer = InstanceType<typeof tokenizers.Tokenizer>;

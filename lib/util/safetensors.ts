@@ -1,9 +1,9 @@
 // A small safetensors reader/writer for adapters, goldens and tests (model weights go through the
 // native mmap reader). Format: u64 LE header length, JSON header, raw little-endian data.
 import { readFileSync } from 'node:fs';
-import { LorafitError } from './errors.js';
+import { LorafitError } from '../errors.js';
 import { writeFileAtomic } from './fs-atomic.js';
-import { bf16ToFloat, halfToFloat } from './util/float16.js';
+import { bf16ToFloat, halfToFloat } from './float16.js';
 
 export type StDtype = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 

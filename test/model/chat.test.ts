@@ -1,10 +1,10 @@
 // chat() / chatStream() on a tiny random qwen2 model with the real Qwen3 tokenizer and template.
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { chat, chatStopIds, chatStream, loadModelAndTokenizer, type GenerationStats } from '../../lib/chat.js';
-import { LoraAdapter } from '../../lib/lora-adapter.js';
-import type { Model } from '../../lib/model.js';
-import type { Tokenizer } from '../../lib/tokenizer.js';
+import { chat, chatStopIds, chatStream, loadModelAndTokenizer, type GenerationStats } from '../../lib/model/chat.js';
+import { LoraAdapter } from '../../lib/lora/lora-adapter.js';
+import type { Model } from '../../lib/model/model.js';
+import type { Tokenizer } from '../../lib/text/tokenizer.js';
 import { byteLevelChars } from '../export/helpers.js';
 import { makeTinyQwen3Model } from '../helpers/tiny-qwen3.js';
 

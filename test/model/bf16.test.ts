@@ -11,7 +11,7 @@
 // statistics, bf16 loss of the residual stream) fails.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Model } from '../../lib/model.js';
+import { Model } from '../../lib/model/model.js';
 import { Golden, HF, rows } from '../helpers/golden.js';
 
 const V = 256;

@@ -9,7 +9,7 @@
 // 0.015 abs, 2e-3 of the range, top-1 >= 90 % of positions.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Model } from '../../lib/model.js';
+import { Model } from '../../lib/model/model.js';
 import { Golden, HF, rows } from '../helpers/golden.js';
 
 const V = 256;

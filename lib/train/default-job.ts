@@ -1,5 +1,5 @@
 // The job `lorafit train` runs with no --model and no --dataset (and `npm run demo`): LoRA-tune the
-// default model (SmolLM2-135M-Instruct, lib/default-model.ts) to answer in Yoda's style, on the
+// default model (SmolLM2-135M-Instruct, lib/model/default-model.ts) to answer in Yoda's style, on the
 // Yoda lines shipped in examples/data/styles (Yoda-style rewrites of databricks-dolly-15k
 // answers; see examples/data/README.md for source and license).
 //
@@ -7,8 +7,8 @@
 // a few generic requests and whose assistant turn is the line; the loss is on the answer (and its
 // end-of-turn token) only. The questions asked before and after training are not among them.
 import { join } from 'node:path';
-import type { ConversationRecord, DataRecord } from './data/formats.js';
-import { packageRoot } from './native.js';
+import type { ConversationRecord, DataRecord } from '../data/formats.js';
+import { packageRoot } from '../model/native.js';
 
 export function defaultJobDataset(): string {
   return join(packageRoot(), 'examples', 'data', 'styles', 'yoda.txt');

@@ -4,14 +4,14 @@
 //   const again = await LoraAdapter.load(model, 'out/adapter', { name: 'tuned' });
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fromNative, LorafitError, optionError } from './errors.js';
-import { looksLikeHubId, resolveModelPath } from './hub/resolve.js';
-import { writeDirAtomic, writeFileAtomicSync } from './fs-atomic.js';
-import { checkPeftConfig, makePeftConfig, type PeftLoraConfig } from './lora/peft-config.js';
-import { DEFAULT_TARGETS, resolveTargets, shortNames, type TargetModules } from './lora/targets.js';
-import type { Model } from './model.js';
-import type { NativeNamedTensor } from './native.js';
-import { fromFloat32, readSafetensors, serializeSafetensors, toFloat32, type StTensor } from './safetensors.js';
+import { fromNative, LorafitError, optionError } from '../errors.js';
+import { looksLikeHubId, resolveModelPath } from '../hub/resolve.js';
+import { writeDirAtomic, writeFileAtomicSync } from '../util/fs-atomic.js';
+import { checkPeftConfig, makePeftConfig, type PeftLoraConfig } from './peft-config.js';
+import { DEFAULT_TARGETS, resolveTargets, shortNames, type TargetModules } from './targets.js';
+import type { Model } from '../model/model.js';
+import type { NativeNamedTensor } from '../model/native.js';
+import { fromFloat32, readSafetensors, serializeSafetensors, toFloat32, type StTensor } from '../util/safetensors.js';
 
 export const PEFT_PREFIX = 'base_model.model.';
 export const ADAPTER_CONFIG = 'adapter_config.json';

@@ -3,8 +3,8 @@
 // ids; streamText's final flush keeps a trailing U+FFFD.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { streamText } from '../../lib/generation.js';
-import { Model } from '../../lib/model.js';
+import { streamText } from '../../lib/model/generation.js';
+import { Model } from '../../lib/model/model.js';
 import { Golden, HF } from '../helpers/golden.js';
 
 /** Byte-level decoding for the vocab-256 fixtures: token = UTF-8 byte. */

@@ -4,7 +4,7 @@
  * variables, `raise_exception`, `tools`, `add_generation_prompt`).
  */
 import { Template } from '@huggingface/jinja';
-import { LorafitDataError } from './data/errors.js';
+import { LorafitDataError } from '../data/errors.js';
 import { applyJinjaCompat } from './jinja-compat.js';
 
 applyJinjaCompat();

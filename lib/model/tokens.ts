@@ -1,5 +1,5 @@
 // Token batches as they cross into native code: a flat id array plus its [batch, seq] shape.
-import { LorafitError } from './errors.js';
+import { LorafitError } from '../errors.js';
 import type { IdArray } from './native.js';
 
 export interface TokenBatch {

@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LorafitError } from './errors.js';
+import { LorafitError } from '../errors.js';
 
 export type IdArray = Int32Array | BigInt64Array | number[];
 

@@ -9,8 +9,8 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { LorafitError } from '../../lib/errors.js';
-import { Model } from '../../lib/model.js';
-import { parseSafetensors } from '../../lib/safetensors.js';
+import { Model } from '../../lib/model/model.js';
+import { parseSafetensors } from '../../lib/util/safetensors.js';
 import { assemble, copyFolder, mulberry32, openFds, readRaw } from '../helpers/corrupt.js';
 import { HF } from '../helpers/golden.js';
 

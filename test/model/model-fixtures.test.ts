@@ -1,7 +1,7 @@
 // The native model against transformers' own outputs (test/fixtures/hf, made by HF 4.44).
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Model } from '../../lib/model.js';
+import { Model } from '../../lib/model/model.js';
 import { Golden, HF, maxAbsDiff, maxAbsDiffMasked, rows } from '../helpers/golden.js';
 
 for (const arch of ['llama', 'qwen2'] as const) {

@@ -2,9 +2,9 @@ import { mkdirSync, mkdtempSync, copyFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Tokenizer } from '../../lib/tokenizer.js';
+import { Tokenizer } from '../../lib/text/tokenizer.js';
 import { LorafitDataError } from '../../lib/data/errors.js';
-import { expected, loadTokenizer, modelDir, type ModelName } from './helpers.js';
+import { expected, loadTokenizer, modelDir, type ModelName } from '../data/helpers.js';
 
 const MODELS: ModelName[] = ['qwen3', 'llama3_1', 'gemma3', 'llama2'];
 

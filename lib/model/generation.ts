@@ -1,7 +1,7 @@
 // Generation on a Model: token ids in, token ids out (native KV cache, a few tokens per native
 // call so JavaScript can stream, stop and cancel), plus text streaming with stop strings that
 // works when a multi-byte character or a stop string spans several tokens.
-import { LorafitError, fromNative, optionError } from './errors.js';
+import { LorafitError, fromNative, optionError } from '../errors.js';
 import type { Model } from './model.js';
 import type { NativeSamplingOptions } from './native.js';
 

@@ -4,8 +4,8 @@
 // [tokens, vocab] logits: here the logits of forward() and a float64 log-softmax in JS.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LoraAdapter } from '../../lib/lora-adapter.js';
-import { Model } from '../../lib/model.js';
+import { LoraAdapter } from '../../lib/lora/lora-adapter.js';
+import { Model } from '../../lib/model/model.js';
 import { collate, collatePaddingFree } from '../../lib/train/batches.js';
 import { Golden, HF, rows } from '../helpers/golden.js';
 

@@ -4,9 +4,9 @@ import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, unlinkSync, writeFi
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rejects } from '../helpers/rejects.js';
-import { LoraAdapter } from '../../lib/lora-adapter.js';
-import { Model } from '../../lib/model.js';
-import { fromFloat32, readSafetensors, serializeSafetensors, toFloat32, type StTensor } from '../../lib/safetensors.js';
+import { LoraAdapter } from '../../lib/lora/lora-adapter.js';
+import { Model } from '../../lib/model/model.js';
+import { fromFloat32, readSafetensors, serializeSafetensors, toFloat32, type StTensor } from '../../lib/util/safetensors.js';
 import { mulberry32, rewriteJson } from '../helpers/corrupt.js';
 import { Golden, HF, maxAbsDiff, maxAbsDiffMasked, rows } from '../helpers/golden.js';
 import { runPython, scratchDir } from '../helpers/python.js';

@@ -4,10 +4,10 @@
 import { existsSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
-import { LorafitError } from './errors.js';
-import { resolveOllamaModel } from './gguf/ollama.js';
-import { startsWithGgufMagic } from './gguf/reader.js';
-import { resolveModelPath, type ResolveOptions } from './hub/resolve.js';
+import { LorafitError } from '../errors.js';
+import { resolveOllamaModel } from '../gguf/ollama.js';
+import { startsWithGgufMagic } from '../gguf/reader.js';
+import { resolveModelPath, type ResolveOptions } from '../hub/resolve.js';
 
 export type ModelFormat = 'hf' | 'gguf';
 

@@ -2,9 +2,9 @@
 // sampling, batches with left padding, and text streaming with stop strings.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { streamText } from '../../lib/generation.js';
-import { LoraAdapter } from '../../lib/lora-adapter.js';
-import { Model } from '../../lib/model.js';
+import { streamText } from '../../lib/model/generation.js';
+import { LoraAdapter } from '../../lib/lora/lora-adapter.js';
+import { Model } from '../../lib/model/model.js';
 import { Golden, HF } from '../helpers/golden.js';
 
 /** Byte-level decoding for the vocab-256 fixtures: token = UTF-8 byte. */

@@ -5,8 +5,8 @@ import { rmSync, truncateSync, unlinkSync, writeFileSync, statSync } from 'node:
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { rejects } from '../helpers/rejects.js';
-import { LoraAdapter } from '../../lib/lora-adapter.js';
-import { Model, setThreads } from '../../lib/model.js';
+import { LoraAdapter } from '../../lib/lora/lora-adapter.js';
+import { Model, setThreads } from '../../lib/model/model.js';
 import { copyFolder, readRaw, rewriteHeader, rewriteJson, type RawHeader } from '../helpers/corrupt.js';
 import { Golden, HF, maxAbsDiffMasked, rows } from '../helpers/golden.js';
 

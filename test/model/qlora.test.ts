@@ -7,11 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeModel } from '../../bench/make-model.js';
-import { LoraAdapter } from '../../lib/lora-adapter.js';
-import { Model } from '../../lib/model.js';
-import { native } from '../../lib/native.js';
-import { readSafetensors, serializeSafetensors, type StTensor } from '../../lib/safetensors.js';
-import { Trainer } from '../../lib/trainer.js';
+import { LoraAdapter } from '../../lib/lora/lora-adapter.js';
+import { Model } from '../../lib/model/model.js';
+import { native } from '../../lib/model/native.js';
+import { readSafetensors, serializeSafetensors, type StTensor } from '../../lib/util/safetensors.js';
+import { Trainer } from '../../lib/train/trainer.js';
 import { byteExamples, yodaLines } from '../helpers/byte-data.js';
 import { Golden, HF, maxAbsDiff, maxAbsDiffMasked } from '../helpers/golden.js';
 

@@ -8,16 +8,16 @@
 //
 // `adapter` picks the adapter per call (a name, or null for the base model), so base and tuned
 // answers come from one loaded model.
-import type { ChatMessage } from './chat-template.js';
-import { LorafitError, optionError } from './errors.js';
+import type { ChatMessage } from '../text/chat-template.js';
+import { LorafitError, optionError } from '../errors.js';
 import { streamText, type GenerateOptions } from './generation.js';
-import type { Logger } from './logger.js';
-import type { ResolveOptions } from './hub/index.js';
+import type { Logger } from '../util/logger.js';
+import type { ResolveOptions } from '../hub/index.js';
 import { Model, type ModelLoadOptions } from './model.js';
 import { resolveModelSource } from './model-source.js';
-import { Tokenizer, type TokenizerOptions } from './tokenizer.js';
+import { Tokenizer, type TokenizerOptions } from '../text/tokenizer.js';
 
-export type { ChatMessage } from './chat-template.js';
+export type { ChatMessage } from '../text/chat-template.js';
 
 export interface ChatOptions extends GenerateOptions {
   /** One of the model's named chat templates (`tool_use`, ...). */
