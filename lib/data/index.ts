@@ -21,6 +21,8 @@ export { locateAssistantSpans, labelsFromSpans, type TextSpan, type LocateOption
 export {
   IGNORE_INDEX,
   emptyStats,
+  encodeRecords,
+  finishExamples,
   tokenizeDataset,
   tokenizeRecord,
   tokenizeStream,
@@ -29,6 +31,14 @@ export {
   type TokenizedExample,
   type TrainOn,
 } from './tokenize.js';
+export {
+  encodeDatasetFile,
+  tokenizeFile,
+  type CacheStatus,
+  type EncodeFileOptions,
+  type EncodedDataset,
+  type TokenCacheOptions,
+} from './token-cache.js';
 export { markdownToParagraphs, parseFrontMatter, cleanInline, isCjk, type FrontMatter } from './markdown-text.js';
 export { chunkParagraphs, estimateTokens, joinSentences, splitSentences, type ChunkOptions } from './text-chunker.js';
 export {

@@ -136,11 +136,43 @@ export async function* tokenizeStream(
   options: TokenizeOptions = {},
   stats: TokenizeStats = emptyStats(),
 ): AsyncGenerator<TokenizedExample> {
-  const maxSeqLength = options.maxSeqLength ?? 2048;
-  if (!Number.isInteger(maxSeqLength) || maxSeqLength < 2) {
-    throw new LorafitDataError('E_DATA_FORMAT', `maxSeqLength must be an integer >= 2, got ${maxSeqLength}`);
-  }
+  checkMaxSeqLength(options);
+  yield* finishExamples(encodeRecords(records, tokenizer, options), options, stats);
+}
+
+/**
+ * One example per record, in order, untruncated (tokenizeRecord's output), `concurrency` records
+ * encoded at a time. This is what the tokenization cache (token-cache.ts) stores.
+ */
+export async function* encodeRecords(
+  records: AsyncIterable<DataRecord> | Iterable<DataRecord>,
+  tokenizer: Tokenizer,
+  options: TokenizeOptions = {},
+): AsyncGenerator<TokenizedExample> {
   const concurrency = Math.max(1, options.concurrency ?? 16);
+  let batch: DataRecord[] = [];
+  for await (const record of records) {
+    batch.push(record);
+    if (batch.length >= concurrency) {
+      const encoded = await Promise.all(batch.map((r) => tokenizeRecord(tokenizer, r, options)));
+      batch = [];
+      yield* encoded;
+    }
+  }
+  if (batch.length > 0) yield* await Promise.all(batch.map((r) => tokenizeRecord(tokenizer, r, options)));
+}
+
+/**
+ * Examples encoded one per record (encodeRecords, or a cache hit) to training examples:
+ * `maxSeqLength` truncation or dropping, dropping examples without trained tokens, packing, and
+ * the stats (`records` counts the encoded examples consumed).
+ */
+export async function* finishExamples(
+  encoded: AsyncIterable<TokenizedExample> | Iterable<TokenizedExample>,
+  options: TokenizeOptions = {},
+  stats: TokenizeStats = emptyStats(),
+): AsyncGenerator<TokenizedExample> {
+  const maxSeqLength = checkMaxSeqLength(options);
   const packer = options.packing ? new Packer(maxSeqLength) : null;
 
   const emit = function* (example: TokenizedExample): Generator<TokenizedExample> {
@@ -176,22 +208,22 @@ export async function* tokenizeStream(
     return example;
   };
 
-  let batch: DataRecord[] = [];
-  const flush = async function* (): AsyncGenerator<TokenizedExample> {
-    const encoded = await Promise.all(batch.map((r) => tokenizeRecord(tokenizer, r, options)));
-    stats.records += batch.length;
-    batch = [];
-    for (const example of encoded) yield* emit(example);
-  };
-  for await (const record of records) {
-    batch.push(record);
-    if (batch.length >= concurrency) yield* flush();
+  for await (const example of encoded) {
+    stats.records++;
+    yield* emit(example);
   }
-  if (batch.length > 0) yield* flush();
   if (packer !== null) {
     const last = packer.finish();
     if (last !== null) yield account(last);
   }
+}
+
+function checkMaxSeqLength(options: TokenizeOptions): number {
+  const maxSeqLength = options.maxSeqLength ?? 2048;
+  if (!Number.isInteger(maxSeqLength) || maxSeqLength < 2) {
+    throw new LorafitDataError('E_DATA_FORMAT', `maxSeqLength must be an integer >= 2, got ${maxSeqLength}`);
+  }
+  return maxSeqLength;
 }
 
 /** Tokenize everything into memory and report what truncation and filtering did. */

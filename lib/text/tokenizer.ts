@@ -5,6 +5,7 @@
  * and chat templates. A GGUF file's tokenizer (tokenizer.ggml.*) is rebuilt as the tokenizer.json
  * transformers would make of it (gguf/tokenizer-json.ts) and goes through the same policy.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import tokenizers from 'tokenizers';
@@ -56,6 +57,8 @@ export interface ApplyChatTemplateOptions extends RenderOptions {
 }
 
 interface FolderFiles {
+  /** The tokenizer.json text (for a GGUF file: the one built from its metadata). */
+  tokenizerJson: string;
   /** tokenizer.json's `added_tokens`. */
   addedTokens: Array<Record<string, unknown>>;
   nativeSpecial: { prefix: number[]; suffix: number[] };
@@ -94,6 +97,12 @@ export class Tokenizer {
   readonly endOfTurn: string | null;
   /** Token ids that end generation: eos, generation_config's eos ids, the end-of-turn token. */
   readonly stopTokenIds: readonly number[];
+  /**
+   * sha256 (hex) of everything that decides this tokenizer's output: the tokenizer.json text, the
+   * config files read beside it, the chat templates and the options (template override or name).
+   * Not the path: a copied model folder has the same fingerprint. Keys the tokenization cache.
+   */
+  readonly fingerprint: string;
 
   private readonly native: NativeTokenizer;
   private readonly nativeOptions: { prefix: number[]; suffix: number[] };
@@ -152,6 +161,22 @@ export class Tokenizer {
     const eotId = this.endOfTurn === null ? null : native.tokenToId(this.endOfTurn.trim());
     if (eotId !== null && eotId !== undefined) stops.add(eotId);
     this.stopTokenIds = [...stops];
+
+    this.fingerprint = createHash('sha256')
+      .update(
+        JSON.stringify({
+          format,
+          tokenizerJson: createHash('sha256').update(files.tokenizerJson).digest('hex'),
+          config,
+          specialTokensMap,
+          generationConfig,
+          chatTemplates: files.chatTemplates,
+          nativeSpecial: files.nativeSpecial,
+          chatTemplate: options.chatTemplate ?? null,
+          chatTemplateName: options.chatTemplateName ?? null,
+        }),
+      )
+      .digest('hex');
   }
 
   /**
@@ -182,6 +207,7 @@ export class Tokenizer {
     const native = loadNative(tokenizerJson, tokenizerPath, 'tokenizer.json');
     const config = readJsonIfExists(join(dir, 'tokenizer_config.json'));
     const files: FolderFiles = {
+      tokenizerJson,
       addedTokens: (JSON.parse(tokenizerJson) as { added_tokens?: Array<Record<string, unknown>> }).added_tokens ?? [],
       nativeSpecial: await probeNativeSpecialTokens(native),
       config,
@@ -204,6 +230,7 @@ export class Tokenizer {
     const gguf = buildGgufTokenizer(await readGguf(path));
     const native = loadNative(gguf.json, path, 'the tokenizer built from its metadata');
     const files: FolderFiles = {
+      tokenizerJson: gguf.json,
       addedTokens: gguf.addedTokens,
       nativeSpecial: await probeNativeSpecialTokens(native),
       config: {
