@@ -31,6 +31,19 @@ export function cliLogger(args: GlobalArgs, command: string): Logger {
   return pino({ level, base: { lib: 'lorafit', command } }, pino.destination({ dest: resolve(args.logFile), mkdir: true, sync: true }));
 }
 
+/**
+ * A logger for the data pipeline's warnings (each row skipped with --skip-invalid as
+ * `file:line: message`, then the count): printed to stderr as `warning: ...` and logged at warn.
+ */
+export function warningPrinter(log: Logger, out: NodeJS.WritableStream = process.stderr): { warn(obj: object, msg: string): void } {
+  return {
+    warn(obj: object, msg: string) {
+      out.write(`warning: ${msg}\n`);
+      log.warn(obj, msg);
+    },
+  };
+}
+
 /** Errors that carry a stable code (LorafitError and the data/eval/hub error classes). */
 export function errorCode(e: unknown): string | undefined {
   const code = (e as { code?: unknown } | null)?.code;

@@ -3,7 +3,7 @@
 // match of greedy answers when the records end with a reference assistant answer.
 import type { Argv } from 'yargs';
 import { chat } from '../model/chat.js';
-import { iterateDataset, type LoadDatasetOptions } from '../data/load-dataset.js';
+import { loadDataset, type LoadDatasetOptions } from '../data/load-dataset.js';
 import type { ConversationRecord, DataRecord, DatasetFormat } from '../data/formats.js';
 import { emptyStats, tokenizeStream, type TokenizedExample } from '../data/tokenize.js';
 import { LorafitError } from '../errors.js';
@@ -23,6 +23,7 @@ import {
   type GenerationArgs,
   type GlobalArgs,
   type ModelArgs,
+  warningPrinter,
 } from './common.js';
 import { Progress } from './progress.js';
 
@@ -37,6 +38,7 @@ export function builder(y: Argv) {
     .option('format', { type: 'string', describe: 'Dataset format (default: detected)' })
     .option('text-column', { type: 'string', describe: 'Column holding raw text' })
     .option('limit', { type: 'number', describe: 'Use at most this many records' })
+    .option('skip-invalid', { type: 'boolean', default: false, describe: 'Skip malformed dataset rows (each printed as file:line, then the count) instead of stopping at the first' })
     .option('max-seq-length', { type: 'number', default: 1024, describe: 'Longest example in tokens (longer ones are cut)' })
     .option('batch-size', { type: 'number', default: 4, describe: 'Examples per evalLoss call' })
     .option('base', { type: 'boolean', default: true, describe: 'Also evaluate the base model when adapters are given (--no-base skips it)' })
@@ -51,6 +53,7 @@ interface EvalArgs extends GlobalArgs, ModelArgs, GenerationArgs {
   format?: string;
   textColumn?: string;
   limit?: number;
+  skipInvalid?: boolean;
   maxSeqLength: number;
   batchSize: number;
   base: boolean;
@@ -70,18 +73,20 @@ export async function handler(argv: EvalArgs): Promise<void> {
   const log = cliLogger(argv, 'eval');
   if (!Number.isInteger(argv.batchSize) || argv.batchSize < 1) throw new LorafitError('E_OPTION', `--batch-size must be a positive integer, got ${argv.batchSize}`);
   const specs = parseAdapterSpecs(argv.adapter);
+  // The data first: a malformed row is reported (file:line) before the model loads.
+  const readOptions: LoadDatasetOptions = {
+    format: argv.format as DatasetFormat | undefined,
+    textColumn: argv.textColumn,
+    columns: { text: argv.textColumn },
+    limit: argv.limit,
+    skipInvalid: argv.skipInvalid ?? false,
+    logger: warningPrinter(log),
+  };
+  const records: DataRecord[] = await loadDataset(argv.dataset, readOptions);
+  if (records.length === 0) throw new LorafitError('E_DATA_EMPTY', `${argv.dataset}: no records`);
   const { model, tokenizer } = await openModel(argv.model, argv, log);
   try {
     const adapters = await loadAdapters(model, specs, log);
-    const readOptions: LoadDatasetOptions = {
-      format: argv.format as DatasetFormat | undefined,
-      textColumn: argv.textColumn,
-      columns: { text: argv.textColumn },
-      limit: argv.limit,
-    };
-    const records: DataRecord[] = [];
-    for await (const r of iterateDataset(argv.dataset, readOptions)) records.push(r);
-    if (records.length === 0) throw new LorafitError('E_DATA_EMPTY', `${argv.dataset}: no records`);
     const stats = emptyStats();
     const examples: TokenizedExample[] = [];
     for await (const ex of tokenizeStream(records, tokenizer, { maxSeqLength: argv.maxSeqLength }, stats)) examples.push(ex);

@@ -1,12 +1,14 @@
-// `lorafit train [config.yaml|json] [--key value ...]`: load the model and tokenizer, read and
-// tokenize the dataset, hold out an eval split, LoRA-train with progress output, save the PEFT
-// adapter to <outputDir>/adapter and print the eval-loss drop.
+// `lorafit train [config.yaml|json] [--key value ...]`: read and check the dataset and hold out an
+// eval split (before the model loads, so a bad row fails fast), load the model and tokenizer,
+// tokenize (through the on-disk tokenization cache), LoRA-train with progress output, save the
+// PEFT adapter to <outputDir>/adapter and print the eval-loss drop.
 import { existsSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { Argv } from 'yargs';
-import { iterateDataset, type LoadDatasetOptions } from '../data/load-dataset.js';
+import { loadDataset, type LoadDatasetOptions } from '../data/load-dataset.js';
 import { shuffle } from '../data/markdown-corpus.js';
-import { emptyStats, tokenizeStream, type TokenizedExample, type TokenizeStats } from '../data/tokenize.js';
+import { encodeDatasetFile, type EncodeFileOptions } from '../data/token-cache.js';
+import { emptyStats, finishExamples, type TokenizedExample, type TokenizeOptions, type TokenizeStats, type TrainOn } from '../data/tokenize.js';
 import type { DataRecord, DatasetFormat } from '../data/formats.js';
 import { chat } from '../model/chat.js';
 import { styleConversations } from '../train/default-job.js';
@@ -14,7 +16,7 @@ import { LorafitError } from '../errors.js';
 import { LoraAdapter } from '../lora/lora-adapter.js';
 import { Trainer } from '../train/trainer.js';
 import type { Tokenizer } from '../text/tokenizer.js';
-import { cliLogger, globalOptions, openModel, type GlobalArgs } from './common.js';
+import { cliLogger, globalOptions, openModel, warningPrinter, type GlobalArgs } from './common.js';
 import { Progress, formatMs } from './progress.js';
 import { TRAIN_KEYS, kebabKey, readConfigFile, resolveTrainConfig, type TrainConfig, type TrainKey } from './train-config.js';
 
@@ -54,41 +56,24 @@ async function train(cfg: TrainConfig, log: ReturnType<typeof cliLogger>): Promi
 
   if (cfg.modelNote) say(`note: ${cfg.modelNote}`);
   if (cfg.defaultJob) say(`the default job: LoRA-tune ${basename(cfg.model)} to answer in Yoda's style (set --model and --dataset for your own)`);
+  // The data first: a malformed row is reported (file:line) in seconds, not after a large model loads.
+  const data = await readTrainData(cfg, log, seed);
+  say(`dataset: ${data.records.length} records from ${cfg.dataset}; ${data.trainIndices.length} train, ${data.evalRecords.length} eval`);
   say(`loading ${cfg.model}`);
   const { model, tokenizer } = await openModel(cfg.model, { dtype: cfg.dtype, device: cfg.device, threads: cfg.threads, loadIn4bit: cfg.loadIn4bit, loadIn8bit: cfg.loadIn8bit }, log);
   try {
     const c = model.config;
     say(`model: ${c.modelType}, ${c.numHiddenLayers} layers, hidden ${c.hiddenSize}, vocab ${c.vocabSize}, ${(model.numParameters() / 1e6).toFixed(2)}M parameters, ${model.dtype} on ${model.device}`);
 
-    const readOptions: LoadDatasetOptions = {
-      format: cfg.format as DatasetFormat | 'auto' | undefined,
-      textMode: cfg.textMode as LoadDatasetOptions['textMode'],
-      textColumn: cfg.textColumn,
-      columns: { text: cfg.textColumn, prompt: cfg.promptColumn, completion: cfg.completionColumn, messages: cfg.messagesColumn },
-      limit: cfg.limit,
-    };
-    let records: DataRecord[] = [];
-    for await (const r of iterateDataset(cfg.dataset, readOptions)) records.push(r);
-    if (cfg.defaultJob) records = styleConversations(records);
-    if (records.length === 0) throw new LorafitError('E_DATA_EMPTY', `${cfg.dataset}: no records`);
-    let trainRecords = records;
-    let evalRecords: DataRecord[] = [];
-    if (cfg.evalDataset) {
-      for await (const r of iterateDataset(cfg.evalDataset, { ...readOptions, limit: undefined })) evalRecords.push(r);
-    } else {
-      const split = cfg.evalSplit ?? 0.1;
-      const count = split >= 1 ? split : Math.round(records.length * split);
-      const n = split > 0 && records.length >= 2 ? Math.min(records.length - 1, Math.max(1, count)) : 0;
-      const order = shuffle(records.map((_, i) => i), seed);
-      const held = new Set(order.slice(0, n));
-      evalRecords = records.filter((_, i) => held.has(i));
-      trainRecords = records.filter((_, i) => !held.has(i));
-    }
-    say(`dataset: ${records.length} records from ${cfg.dataset}; ${trainRecords.length} train, ${evalRecords.length} eval`);
-
-    const tokenizeOptions = { maxSeqLength: cfg.maxSeqLength ?? 512, packing: cfg.packing ?? false, trainOn: cfg.trainOn as 'all-assistant' | undefined };
-    const train = await tokenizeWithProgress('tokenizing train', trainRecords, tokenizer, tokenizeOptions);
-    const evalSet = evalRecords.length ? await tokenizeWithProgress('tokenizing eval', evalRecords, tokenizer, tokenizeOptions) : { examples: [], stats: emptyStats() };
+    const tokenizeOptions: TokenizeOptions = { maxSeqLength: cfg.maxSeqLength ?? 512, packing: cfg.packing ?? false, trainOn: cfg.trainOn as TrainOn | undefined };
+    const cache: EncodeFileOptions['cache'] = cfg.tokenCache === false ? false : { dir: cfg.tokenCacheDir };
+    const encode = (label: string, path: string, records: DataRecord[], load: LoadDatasetOptions, variant?: string) =>
+      encodeWithProgress(label, path, records, tokenizer, { ...tokenizeOptions, load, cache, variant, logger: log });
+    const all = await encode('tokenizing', cfg.dataset, data.records, data.readOptions, cfg.defaultJob ? 'default-job-style' : undefined);
+    const held = new Set(data.heldIndices);
+    const train = await finish('train', all.filter((_, i) => !held.has(i)), tokenizeOptions);
+    const evalEncoded = cfg.evalDataset ? await encode('tokenizing eval', cfg.evalDataset, data.evalRecords, { ...data.readOptions, limit: undefined }) : all.filter((_, i) => held.has(i));
+    const evalSet = evalEncoded.length ? await finish('eval', evalEncoded, tokenizeOptions) : { examples: [], stats: emptyStats() };
     if (train.examples.length === 0) throw new LorafitError('E_DATA_EMPTY', 'no training example is left after tokenizing (are the answers truncated away? raise maxSeqLength)');
 
     const rank = cfg.loraRank ?? 16;
@@ -172,20 +157,64 @@ async function train(cfg: TrainConfig, log: ReturnType<typeof cliLogger>): Promi
 
 const oneLine = (text: string) => text.trim().replace(/\s*\n+\s*/g, ' / ');
 
-async function tokenizeWithProgress(
-  label: string,
-  records: DataRecord[],
-  tokenizer: Tokenizer,
-  options: { maxSeqLength: number; packing: boolean; trainOn?: 'all-assistant' },
-): Promise<{ examples: TokenizedExample[]; stats: TokenizeStats }> {
-  const stats = emptyStats();
-  const bar = new Progress(label, records.length);
-  const examples: TokenizedExample[] = [];
-  for await (const ex of tokenizeStream(records, tokenizer, options, stats)) {
-    examples.push(ex);
-    bar.update(stats.records);
+interface TrainData {
+  readOptions: LoadDatasetOptions;
+  /** Every record of the dataset (the default job: as styled conversations). */
+  records: DataRecord[];
+  trainIndices: number[];
+  /** Indices into records held out for eval (none with evalDataset). */
+  heldIndices: number[];
+  /** The held-out records: those at heldIndices, or evalDataset's. */
+  evalRecords: DataRecord[];
+}
+
+/**
+ * Reads and checks the dataset (and evalDataset) and splits it; runs before the model loads. With
+ * skipInvalid each skipped row is printed as `warning: file:line: ...` on stderr (and logged),
+ * then the count.
+ */
+async function readTrainData(cfg: TrainConfig, log: ReturnType<typeof cliLogger>, seed: number): Promise<TrainData> {
+  const readOptions: LoadDatasetOptions = {
+    format: cfg.format as DatasetFormat | 'auto' | undefined,
+    textMode: cfg.textMode as LoadDatasetOptions['textMode'],
+    textColumn: cfg.textColumn,
+    columns: { text: cfg.textColumn, prompt: cfg.promptColumn, completion: cfg.completionColumn, messages: cfg.messagesColumn },
+    limit: cfg.limit,
+    skipInvalid: cfg.skipInvalid ?? false,
+  };
+  const load = async (path: string, limit: number | undefined): Promise<DataRecord[]> =>
+    loadDataset(path, { ...readOptions, limit, logger: warningPrinter(log) });
+  let records = await load(cfg.dataset, cfg.limit);
+  if (cfg.defaultJob) records = styleConversations(records);
+  if (records.length === 0) throw new LorafitError('E_DATA_EMPTY', `${cfg.dataset}: no records`);
+  const all = records.map((_, i) => i);
+  if (cfg.evalDataset) {
+    const evalRecords = await load(cfg.evalDataset, undefined);
+    return { readOptions, records, trainIndices: all, heldIndices: [], evalRecords };
   }
+  const split = cfg.evalSplit ?? 0.1;
+  const count = split >= 1 ? split : Math.round(records.length * split);
+  const n = split > 0 && records.length >= 2 ? Math.min(records.length - 1, Math.max(1, count)) : 0;
+  const held = new Set(shuffle(all, seed).slice(0, n));
+  const heldIndices = all.filter((i) => held.has(i));
+  return { readOptions, records, trainIndices: all.filter((i) => !held.has(i)), heldIndices, evalRecords: heldIndices.map((i) => records[i]) };
+}
+
+/** One encoding per record, from the tokenization cache when it holds them; prints what the cache did. */
+async function encodeWithProgress(label: string, path: string, records: DataRecord[], tokenizer: Tokenizer, options: EncodeFileOptions): Promise<TokenizedExample[]> {
+  const bar = new Progress(label, records.length);
+  const { encoded, cache } = await encodeDatasetFile(path, tokenizer, { ...options, records, onProgress: (n) => bar.update(n) });
+  const note = cache.status === 'hit' ? `read from the tokenization cache ${cache.file}` : cache.status === 'miss' ? `cached in ${cache.file}` : 'tokenization cache off';
+  bar.done(`${label}: ${records.length} records, ${note}`);
+  return encoded;
+}
+
+/** Truncation, packing and the stats of one split, with its summary line. */
+async function finish(label: string, encoded: TokenizedExample[], options: TokenizeOptions): Promise<{ examples: TokenizedExample[]; stats: TokenizeStats }> {
+  const stats = emptyStats();
+  const examples: TokenizedExample[] = [];
+  for await (const ex of finishExamples(encoded, options, stats)) examples.push(ex);
   const notes = [stats.truncated && `${stats.truncated} truncated`, stats.droppedNoLabels && `${stats.droppedNoLabels} without trained tokens dropped`].filter(Boolean);
-  bar.done(`${label}: ${stats.records} records -> ${stats.examples} examples, ${stats.tokens} tokens (${stats.trainedTokens} trained, longest ${stats.longest})${notes.length ? `; ${notes.join(', ')}` : ''}`);
+  process.stdout.write(`${label}: ${stats.records} records -> ${stats.examples} examples, ${stats.tokens} tokens (${stats.trainedTokens} trained, longest ${stats.longest})${notes.length ? `; ${notes.join(', ')}` : ''}\n`);
   return { examples, stats };
 }

@@ -50,6 +50,8 @@ export interface EncodeFileOptions extends TokenizeOptions {
   records?: readonly DataRecord[];
   /** Names a transform the caller applied to the records (part of the key). */
   variant?: string;
+  /** Called with the number of records encoded so far (on a miss or with the cache off). */
+  onProgress?: (records: number) => void;
   /** Gets a warn when a cache file is ignored (corrupt, mismatching) or cannot be written. */
   logger?: { warn(obj: object, msg: string): void };
 }
@@ -66,7 +68,7 @@ export interface EncodedDataset {
 
 /** A dataset file's records encoded one per record, from the cache when it holds them. */
 export async function encodeDatasetFile(path: string, tokenizer: Tokenizer, options: EncodeFileOptions = {}): Promise<EncodedDataset> {
-  const { cache = {}, load = {}, records, variant, logger } = options;
+  const { cache = {}, load = {}, records, logger, onProgress } = options;
   const fresh = async (): Promise<{ encoded: TokenizedExample[]; datasetStats: DatasetStats }> => {
     let input: Iterable<DataRecord>;
     let datasetStats: DatasetStats;
@@ -78,7 +80,10 @@ export async function encodeDatasetFile(path: string, tokenizer: Tokenizer, opti
       input = await loadDataset(path, { ...load, stats: datasetStats });
     }
     const encoded: TokenizedExample[] = [];
-    for await (const e of encodeRecords(input, tokenizer, options)) encoded.push(e);
+    for await (const e of encodeRecords(input, tokenizer, options)) {
+      encoded.push(e);
+      onProgress?.(encoded.length);
+    }
     return { encoded, datasetStats };
   };
   const off = (reason: string) => fresh().then((r) => ({ ...r, cache: { status: 'off' as const, reason } }));
