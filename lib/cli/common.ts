@@ -102,7 +102,23 @@ export function modelName(idOrDir: string): string {
 export async function openModel(spec: string, args: ModelArgs, log?: Logger): Promise<{ model: Model; tokenizer: Tokenizer; dir: string }> {
   // An empty --model gets the resolver's message (it lists every kind of model spec).
   if (!spec) await resolveModelSource(spec);
-  return loadModelAndTokenizer(spec, { ...loadOptions(args), logger: log });
+  const loaded = await loadModelAndTokenizer(spec, { ...loadOptions(args), logger: log });
+  reportModelWarnings(loaded.model, log);
+  return loaded;
+}
+
+/**
+ * Prints the model's warnings from index `from` on (unused checkpoint tensors at load, a merge
+ * into a quantized base, ...) to stderr as `warning: ...` and logs each at warn; returns how many
+ * warnings the model has now (the `from` of the next call).
+ */
+export function reportModelWarnings(model: Model, log?: Logger, from = 0, out: NodeJS.WritableStream = process.stderr): number {
+  const all = model.warnings;
+  for (let i = from; i < all.length; i++) {
+    out.write(`warning: ${all[i]}\n`);
+    log?.warn({ warning: all[i] }, all[i]);
+  }
+  return all.length;
 }
 
 export interface AdapterSpec {

@@ -18,7 +18,7 @@ import { metaString, readGguf } from '../gguf/reader.js';
 import { looksLikeHubId, resolveModelPath } from '../hub/resolve.js';
 import { LoraAdapter } from '../lora/lora-adapter.js';
 import { Model } from '../model/model.js';
-import { cliLogger, globalOptions, type GlobalArgs } from './common.js';
+import { cliLogger, globalOptions, reportModelWarnings, type GlobalArgs } from './common.js';
 
 export const command = 'export <target>';
 export const describe = 'Export for llama.cpp / Ollama: `export ollama` (LoRA GGUF + Modelfile) or `export gguf` (a model GGUF)';
@@ -145,12 +145,14 @@ async function exportModel(argv: ExportArgs, log: ReturnType<typeof cliLogger>):
   // Through a Hugging Face folder: the GGUF base dequantized (and the adapter merged) in float32.
   const tmp = `${out}.tmp-${process.pid}-${Date.now()}`;
   const model = await Model.load(base.path, { dtype: 'float32' });
+  const warned = reportModelWarnings(model, log);
   try {
     let modules = 0;
     if (argv.adapter !== undefined) {
       const adapter = await LoraAdapter.load(model, await adapterFolder(argv.adapter), { name: 'export' });
       modules = adapter.modules.length;
       await adapter.mergeAndUnload();
+      reportModelWarnings(model, log, warned);
     }
     await model.save(tmp, { dtype: 'float32' });
     const r = await exportGguf(tmp, out, { dtype, name, pre: await ggufPre(base) });

@@ -7,7 +7,7 @@ import { LorafitError } from '../errors.js';
 import { resolveModelPath } from '../hub/index.js';
 import { LoraAdapter } from '../lora/lora-adapter.js';
 import { Model, type Dtype } from '../model/model.js';
-import { cliLogger, globalOptions, modelDir, type GlobalArgs } from './common.js';
+import { cliLogger, globalOptions, modelDir, reportModelWarnings, type GlobalArgs } from './common.js';
 
 export const command = 'merge';
 export const describe = 'Merge an adapter into the base model and save a Hugging Face folder';
@@ -34,12 +34,14 @@ export async function handler(argv: MergeArgs): Promise<void> {
   const dir = await modelDir(argv.model);
   // Merge in float32 (no rounding of the delta), store in the requested dtype.
   const model = await Model.load(dir, { dtype: 'float32' });
+  const warned = reportModelWarnings(model, log);
   try {
     const torchDtype = model.config.torchDtype;
     const dtype: Dtype = (argv.dtype as Dtype | undefined) ?? (['float32', 'bfloat16', 'float16'].includes(torchDtype) ? (torchDtype as Dtype) : 'float32');
     const adapter = await LoraAdapter.load(model, await resolveModelPath(argv.adapter), { name: 'merge' });
     const modules = adapter.modules.length;
     await adapter.mergeAndUnload();
+    reportModelWarnings(model, log, warned);
     const out = resolve(argv.out);
     if (out === resolve(dir)) throw new LorafitError('E_OPTION', '--out must differ from the base model folder');
     await model.save(out, { dtype, maxShardSize: argv.maxShardSize });

@@ -1,14 +1,16 @@
 // The CLI's data handling as a user meets it: the dataset is checked before the model loads (a
 // bad row beats even a missing model), --skip-invalid prints each skipped row's file:line and the
-// count, the tokenization cache is hit on a second run with the same examples.
+// count, the tokenization cache is hit on a second run with the same examples, and the model's
+// warnings (an unused checkpoint tensor) reach stderr and the log.
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, byteLevelLlama, ensureBuilt, runCli, tempDir } from './helpers.js';
+import { fromFloat32, readSafetensors, writeSafetensors } from '../../lib/util/safetensors.js';
+import { LLAMA_ADAPTER, ROOT, byteLevelLlama, ensureBuilt, runCli, tempDir } from './helpers.js';
 
 const YODA = join(ROOT, 'test', 'fixtures', 'data', 'styles', 'yoda.txt');
 
-describe('lorafit CLI: data before the model, --skip-invalid, the tokenization cache', () => {
+describe('lorafit CLI: data before the model, --skip-invalid, the tokenization cache, model warnings', () => {
   let work: string;
   let model: string;
   let lines: string[];
@@ -97,4 +99,27 @@ describe('lorafit CLI: data before the model, --skip-invalid, the tokenization c
     expect(r.stderr).toContain(`warning: skipped 3 invalid row(s) of ${bad} (first: ${bad}:4)`);
     expect(r.stdout).toMatch(/^12 records, /m);
   }, 120_000);
+
+  it('a model with an unused checkpoint tensor: the CLI prints the warning to stderr and logs it at warn', async () => {
+    const dir = byteLevelLlama();
+    const file = join(dir, 'model.safetensors');
+    const st = readSafetensors(file);
+    const tensors = new Map(st.tensors);
+    tensors.set('model.layers.0.mlp.extra_proj.weight', fromFloat32(new Float32Array(8).fill(0.5), [2, 4]));
+    await writeSafetensors(file, tensors, { format: 'pt' });
+    const want = 'warning: unused weight in checkpoint: model.layers.0.mlp.extra_proj.weight';
+    const log = join(work, 'gen.log.jsonl');
+    const g = await runCli(['generate', '--model', dir, '--prompt', 'Strong, ', '--max-new-tokens', '2', '--log-file', log]);
+    expect(g.code, g.stderr).toBe(0);
+    expect(g.stderr.split('\n')).toContain(want);
+    const logged = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(logged.some((l) => l.level === 40 && l.msg === 'unused weight in checkpoint: model.layers.0.mlp.extra_proj.weight')).toBe(true);
+    // merge loads the base itself: the same warning.
+    const m = await runCli(['merge', '--model', dir, '--adapter', LLAMA_ADAPTER, '--out', join(work, 'merged')]);
+    expect(m.code, m.stderr).toBe(0);
+    expect(m.stderr.split('\n')).toContain(want);
+    // The clean fixture prints none.
+    const clean = await runCli(['generate', '--model', model, '--prompt', 'Strong, ', '--max-new-tokens', '2']);
+    expect(clean.stderr).not.toContain('warning:');
+  }, 180_000);
 });
