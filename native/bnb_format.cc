@@ -114,37 +114,37 @@ Nf4Weight bnb_nf4_deserialize(const std::function<at::Tensor(const std::string&)
   const std::string text(reinterpret_cast<const char*>(b.data_ptr<uint8_t>()), static_cast<size_t>(b.numel()));
   Json js;
   try {
-    js = Json::parse(text);
+    js = parse_json(text);
   } catch (const std::exception& e) {
     fail(state_key, std::string("the quant_state blob is not valid JSON (") + e.what() + ")");
   }
   if (!js.is_object()) fail(state_key, "the quant_state blob is not a JSON object");
   auto field = [&](const char* name) -> const Json& {
-    const Json* f = js.find(name);
+    const Json* f = json_find(js, name);
     if (!f) fail(state_key, std::string("the quant_state blob has no '") + name + "'");
     return *f;
   };
   auto integer = [&](const char* name) -> int64_t {
     const Json& f = field(name);
-    if (!f.is_number() || f.number() != std::floor(f.number()) || f.number() < 1 || f.number() > (1LL << 40))
-      fail(state_key, std::string("'") + name + "' must be a positive integer");
-    return static_cast<int64_t>(f.number());
+    const double v = f.is_number() ? f.get<double>() : 0;
+    if (v != std::floor(v) || v < 1 || v > (1LL << 40)) fail(state_key, std::string("'") + name + "' must be a positive integer");
+    return static_cast<int64_t>(v);
   };
 
   Nf4Weight q;
   const Json& qt = field("quant_type");
-  if (!qt.is_string() || qt.string() != "nf4") fail(state_key, "quant_type must be \"nf4\"");
+  if (!qt.is_string() || qt.get_ref<const std::string&>() != "nf4") fail(state_key, "quant_type must be \"nf4\"");
   q.block_size = integer("blocksize");
   if (q.block_size % 2 != 0) fail(state_key, "blocksize must be even");
   const Json& dt = field("dtype");
   if (!dt.is_string()) fail(state_key, "'dtype' must be a string");
-  q.dtype = bnb_dtype_from_name(dt.string(), "quantized weight '" + state_key + "'");
+  q.dtype = bnb_dtype_from_name(dt.get<std::string>(), "quantized weight '" + state_key + "'");
   const Json& shape = field("shape");
   if (!shape.is_array()) fail(state_key, "'shape' must be an array");
-  for (const auto& d : shape.array()) {
-    if (!d.is_number() || d.number() < 1 || d.number() != std::floor(d.number()) || d.number() > 1e12)
-      fail(state_key, "'shape' entries must be positive integers");
-    q.shape.push_back(static_cast<int64_t>(d.number()));
+  for (const auto& d : shape) {
+    const double v = d.is_number() ? d.get<double>() : 0;
+    if (v < 1 || v != std::floor(v) || v > 1e12) fail(state_key, "'shape' entries must be positive integers");
+    q.shape.push_back(static_cast<int64_t>(v));
   }
   if (at::IntArrayRef(q.shape) != expected_shape)
     fail(state_key, "shape " + shape_string(q.shape) + " differs from the " + shape_string(expected_shape) + " config.json implies");
@@ -159,14 +159,14 @@ Nf4Weight bnb_nf4_deserialize(const std::function<at::Tensor(const std::string&)
   q.packed = tensor(key, at::kByte, (q.numel() + 1) / 2).view({-1, 1});
   at::Tensor qmap = tensor(key + ".quant_map", at::kFloat, 16);
   if (!at::equal(qmap, nf4_code())) fail(key + ".quant_map", "is not the NF4 code book (a custom 4-bit code is not supported)");
-  const bool nested = js.find("nested_offset") != nullptr || get(key + ".nested_absmax").defined();
+  const bool nested = json_find(js, "nested_offset") != nullptr || get(key + ".nested_absmax").defined();
   if (nested) {
     q.double_quant = true;
     q.nested_block_size = integer("nested_blocksize");
     const Json& off = field("nested_offset");
-    if (!off.is_number() || !std::isfinite(off.number())) fail(state_key, "'nested_offset' must be a finite number");
-    q.offset = static_cast<float>(off.number());
-    if (const Json* nd = js.find("nested_dtype"); nd && (!nd->is_string() || (nd->string() != "float32" && nd->string() != "torch.float32")))
+    if (!off.is_number() || !std::isfinite(off.get<double>())) fail(state_key, "'nested_offset' must be a finite number");
+    q.offset = static_cast<float>(off.get<double>());
+    if (const Json* nd = json_find(js, "nested_dtype"); nd && (!nd->is_string() || (nd->get_ref<const std::string&>() != "float32" && nd->get_ref<const std::string&>() != "torch.float32")))
       fail(state_key, "nested_dtype must be float32");
     q.absmax_q = tensor(key + ".absmax", at::kByte, q.nblocks());
     q.absmax2 = tensor(key + ".nested_absmax", at::kFloat, (q.nblocks() + q.nested_block_size - 1) / q.nested_block_size);

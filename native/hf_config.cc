@@ -44,7 +44,7 @@ class Reader {
   Reader(const Json& root, std::string where) : root_(root), where_(std::move(where)) {}
 
   const Json* get(const char* key) const {
-    const Json* v = root_.find(key);
+    const Json* v = json_find(root_, key);
     return (v && !v->is_null()) ? v : nullptr;
   }
   [[noreturn]] void bad(const std::string& key, const std::string& what) const {
@@ -53,30 +53,31 @@ class Reader {
   int64_t integer(const char* key, int64_t fallback, bool positive = true) const {
     const Json* v = get(key);
     if (!v) return fallback;
-    if (!v->is_number() || std::floor(v->number()) != v->number()) bad(key, "must be an integer");
-    if (positive && v->number() <= 0) bad(key, "must be positive, got " + v->number_text());
+    const double x = v->is_number() ? v->get<double>() : 0;
+    if (!v->is_number() || std::floor(x) != x) bad(key, "must be an integer");
+    if (positive && x <= 0) bad(key, "must be positive, got " + json_number_text(*v));
     // Casting a double beyond int64 is undefined (x86 gives INT64_MIN, so 1e30 became a negative
     // size); no dimension, layer count or token id of a real model comes near 2^31.
-    if (std::fabs(v->number()) > kMaxConfigInt) bad(key, "is " + v->number_text() + ", out of range (at most " + std::to_string(kMaxConfigInt) + ")");
-    return static_cast<int64_t>(v->number());
+    if (std::fabs(x) > kMaxConfigInt) bad(key, "is " + json_number_text(*v) + ", out of range (at most " + std::to_string(kMaxConfigInt) + ")");
+    return static_cast<int64_t>(x);
   }
   double real(const char* key, double fallback) const {
     const Json* v = get(key);
     if (!v) return fallback;
     if (!v->is_number()) bad(key, "must be a number");
-    return v->number();
+    return v->get<double>();
   }
   bool flag(const char* key, bool fallback) const {
     const Json* v = get(key);
     if (!v) return fallback;
-    if (!v->is_bool()) bad(key, "must be true or false");
-    return v->boolean();
+    if (!v->is_boolean()) bad(key, "must be true or false");
+    return v->get<bool>();
   }
   std::string text(const char* key, const std::string& fallback) const {
     const Json* v = get(key);
     if (!v) return fallback;
     if (!v->is_string()) bad(key, "must be a string");
-    return v->string();
+    return v->get<std::string>();
   }
   const std::string& where() const { return where_; }
 
@@ -88,17 +89,17 @@ class Reader {
 void read_rope(const Json& root, const Reader& r, ModelConfig& c) {
   // transformers 4.x writes rope_theta + rope_scaling; 5.x writes rope_parameters {rope_theta, rope_type, ...}.
   c.rope_theta = r.real("rope_theta", 10000.0);
-  const Json* params = root.find("rope_parameters");
-  if (!params || params->is_null()) params = root.find("rope_scaling");
+  const Json* params = json_find(root, "rope_parameters");
+  if (!params || params->is_null()) params = json_find(root, "rope_scaling");
   if (!params || params->is_null()) return;
   if (!params->is_object()) r.bad("rope_scaling", "must be an object");
-  if (const Json* t = params->find("rope_theta"); t && t->is_number()) c.rope_theta = t->number();
+  if (const Json* t = json_find(*params, "rope_theta"); t && t->is_number()) c.rope_theta = t->get<double>();
   std::string type = "default";
-  if (const Json* t = params->find("rope_type"); t && t->is_string()) type = t->string();
-  else if (const Json* t2 = params->find("type"); t2 && t2->is_string()) type = t2->string();
+  if (const Json* t = json_find(*params, "rope_type"); t && t->is_string()) type = t->get<std::string>();
+  else if (const Json* t2 = json_find(*params, "type"); t2 && t2->is_string()) type = t2->get<std::string>();
   auto num = [&](const char* k, double fb) {
-    const Json* v = params->find(k);
-    return (v && v->is_number()) ? v->number() : fb;
+    const Json* v = json_find(*params, k);
+    return (v && v->is_number()) ? v->get<double>() : fb;
   };
   c.rope_scaling.type = type;
   c.rope_scaling.factor = num("factor", 1.0);
@@ -113,12 +114,12 @@ void read_rope(const Json& root, const Reader& r, ModelConfig& c) {
 std::vector<int64_t> token_ids(const Reader& r, const char* key, int64_t fallback) {
   const Json* v = r.get(key);
   if (!v) return fallback >= 0 ? std::vector<int64_t>{fallback} : std::vector<int64_t>{};
-  if (v->is_number()) return {static_cast<int64_t>(v->number())};
+  if (v->is_number()) return {static_cast<int64_t>(v->get<double>())};
   if (v->is_array()) {
     std::vector<int64_t> ids;
-    for (const auto& x : v->array()) {
+    for (const auto& x : *v) {
       if (!x.is_number()) r.bad(key, "must hold integers");
-      ids.push_back(static_cast<int64_t>(x.number()));
+      ids.push_back(static_cast<int64_t>(x.get<double>()));
     }
     return ids;
   }
@@ -130,7 +131,7 @@ std::vector<int64_t> token_ids(const Reader& r, const char* key, int64_t fallbac
 ModelConfig parse_config(const std::string& json_text, const std::string& where) {
   Json root;
   try {
-    root = Json::parse(json_text);
+    root = parse_json(json_text);
   } catch (const std::exception& e) {
     throw Error("E_MODEL_CONFIG", where + ": not valid JSON (" + e.what() + ")");
   }
@@ -179,22 +180,22 @@ ModelConfig parse_config(const std::string& json_text, const std::string& where)
 
   // Sliding windows: which layers use one.
   c.sliding_layers.assign(c.num_hidden_layers, false);
-  const Json* window = root.find("sliding_window");
+  const Json* window = json_find(root, "sliding_window");
   const bool window_given = window && window->is_number();
-  int64_t sw = window_given ? static_cast<int64_t>(window->number()) : (window && window->is_null() ? -1 : d->sliding_window);
+  int64_t sw = window_given ? static_cast<int64_t>(window->get<double>()) : (window && window->is_null() ? -1 : d->sliding_window);
   if (c.arch == Arch::Qwen2 && !r.flag("use_sliding_window", false)) sw = -1;
   if (c.arch == Arch::Llama || c.arch == Arch::Gemma) sw = -1;
   c.sliding_window = sw > 0 ? sw : 0;
   if (c.sliding_window > 0) {
     const Json* types = r.get("layer_types");
     if (types) {
-      if (!types->is_array() || static_cast<int64_t>(types->array().size()) != c.num_hidden_layers)
+      if (!types->is_array() || static_cast<int64_t>(types->size()) != c.num_hidden_layers)
         r.bad("layer_types", "must list one type per layer (" + std::to_string(c.num_hidden_layers) + ")");
       for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-        const Json& t = types->array()[i];
-        if (!t.is_string() || (t.string() != "sliding_attention" && t.string() != "full_attention"))
+        const Json& t = (*types)[static_cast<size_t>(i)];
+        if (!t.is_string() || (t.get_ref<const std::string&>() != "sliding_attention" && t.get_ref<const std::string&>() != "full_attention"))
           r.bad("layer_types", "entries must be 'sliding_attention' or 'full_attention'");
-        c.sliding_layers[i] = t.string() == "sliding_attention";
+        c.sliding_layers[i] = t.get_ref<const std::string&>() == "sliding_attention";
       }
     } else {
       const int64_t max_window_layers = r.integer("max_window_layers", 28, false);
@@ -213,8 +214,8 @@ ModelConfig parse_config(const std::string& json_text, const std::string& where)
   if (c.arch == Arch::Gemma2) {
     c.attn_logit_softcapping = r.real("attn_logit_softcapping", 50.0);
     c.final_logit_softcapping = r.real("final_logit_softcapping", 30.0);
-    if (root.find("attn_logit_softcapping") && root.find("attn_logit_softcapping")->is_null()) c.attn_logit_softcapping = 0;
-    if (root.find("final_logit_softcapping") && root.find("final_logit_softcapping")->is_null()) c.final_logit_softcapping = 0;
+    if (json_find(root, "attn_logit_softcapping") && json_find(root, "attn_logit_softcapping")->is_null()) c.attn_logit_softcapping = 0;
+    if (json_find(root, "final_logit_softcapping") && json_find(root, "final_logit_softcapping")->is_null()) c.final_logit_softcapping = 0;
     c.attention_scale = 1.0 / std::sqrt(r.real("query_pre_attn_scalar", 256.0));
   }
   c.bos_token_id = r.get("bos_token_id") ? r.integer("bos_token_id", -1, false) : d->bos;

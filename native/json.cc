@@ -1,199 +1,239 @@
 #include "json.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <limits>
 #include <stdexcept>
+#include <unordered_set>
+#include <vector>
 
 namespace lorafit {
 
 namespace {
+
 constexpr int kMaxDepth = 64;
+
+[[noreturn]] void fail(size_t at, const std::string& what) {
+  throw std::runtime_error("invalid JSON at byte " + std::to_string(at) + ": " + what);
 }
 
-class JsonParser {
- public:
-  JsonParser(const char* p, size_t n) : p_(p), end_(p + n), begin_(p) {}
+// A token-level walk over JSON text: strings are skipped whole (so no bracket, digit or letter
+// inside one is seen), numbers and words are taken as maximal runs. It is only used on text that
+// nlohmann accepts (or on the prefix of it that nlohmann read before it stopped), where each
+// Number token is exactly one number value in document order and each Key token one object key.
+enum class Tok { Open, Close, Key, String, Number, Word };
 
-  Json parse_document() {
-    Json v = value(0);
-    skip_ws();
-    if (p_ != end_) fail("trailing characters after the JSON value");
-    return v;
-  }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool is_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+bool is_number_char(char c) { return is_digit(c) || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-'; }
 
- private:
-  const char* p_;
-  const char* end_;
-  const char* begin_;
-
-  [[noreturn]] void fail(const std::string& what) {
-    throw std::runtime_error("invalid JSON at byte " + std::to_string(p_ - begin_) + ": " + what);
-  }
-  void skip_ws() {
-    while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
-  }
-  bool consume(const char* word) {
-    const char* q = p_;
-    for (; *word; ++word, ++q)
-      if (q >= end_ || *q != *word) return false;
-    p_ = q;
-    return true;
-  }
-
-  Json value(int depth) {
-    if (depth > kMaxDepth) fail("nesting deeper than 64");
-    skip_ws();
-    if (p_ >= end_) fail("unexpected end of input");
-    Json v;
-    switch (*p_) {
-      case '{': object(v, depth); break;
-      case '[': array(v, depth); break;
-      case '"': v.type_ = Json::Type::String; v.text_ = string(); break;
-      case 't': if (!consume("true")) fail("bad literal"); v.type_ = Json::Type::Bool; v.bool_ = true; break;
-      case 'f': if (!consume("false")) fail("bad literal"); v.type_ = Json::Type::Bool; break;
-      case 'n': if (!consume("null")) fail("bad literal"); break;
-      default: number(v);
+// f(kind, begin, end) returns false to stop the walk.
+template <class F>
+void scan(const char* s, size_t n, F&& f) {
+  size_t i = 0;
+  while (i < n) {
+    const char c = s[i];
+    const size_t b = i;
+    Tok kind;
+    if (c == '"') {
+      for (++i; i < n && s[i] != '"'; ++i)
+        if (s[i] == '\\') ++i;
+      i = std::min(i + 1, n);
+      size_t j = i;
+      while (j < n && is_space(s[j])) ++j;
+      kind = j < n && s[j] == ':' ? Tok::Key : Tok::String;
+    } else if (c == '[' || c == '{') {
+      ++i;
+      kind = Tok::Open;
+    } else if (c == ']' || c == '}') {
+      ++i;
+      kind = Tok::Close;
+    } else if (c == '-' || is_digit(c)) {
+      ++i;
+      if (c == '-' && n - i >= 8 && std::memcmp(s + i, "Infinity", 8) == 0) i += 8;
+      else
+        while (i < n && is_number_char(s[i])) ++i;
+      kind = Tok::Number;
+    } else if (is_alpha(c)) {
+      while (i < n && (is_alpha(s[i]) || is_digit(s[i]))) ++i;
+      kind = Tok::Word;
+    } else {
+      ++i;  // whitespace, ',' and ':' (or a stray byte nlohmann refuses)
+      continue;
     }
-    return v;
+    if (!f(kind, b, i)) return;
   }
+}
 
-  void object(Json& v, int depth) {
-    v.type_ = Json::Type::Object;
-    ++p_;
-    skip_ws();
-    if (p_ < end_ && *p_ == '}') { ++p_; return; }
-    for (;;) {
-      skip_ws();
-      if (p_ >= end_ || *p_ != '"') fail("expected a string key");
-      std::string key = string();
-      skip_ws();
-      if (p_ >= end_ || *p_ != ':') fail("expected ':'");
-      ++p_;
-      v.object_.emplace_back(std::move(key), value(depth + 1));
-      skip_ws();
-      if (p_ < end_ && *p_ == ',') { ++p_; continue; }
-      if (p_ < end_ && *p_ == '}') { ++p_; return; }
-      fail("expected ',' or '}'");
-    }
-  }
-
-  void array(Json& v, int depth) {
-    v.type_ = Json::Type::Array;
-    ++p_;
-    skip_ws();
-    if (p_ < end_ && *p_ == ']') { ++p_; return; }
-    for (;;) {
-      v.array_.push_back(value(depth + 1));
-      skip_ws();
-      if (p_ < end_ && *p_ == ',') { ++p_; continue; }
-      if (p_ < end_ && *p_ == ']') { ++p_; return; }
-      fail("expected ',' or ']'");
-    }
-  }
-
-  static void append_utf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) out += char(cp);
-    else if (cp < 0x800) { out += char(0xC0 | (cp >> 6)); out += char(0x80 | (cp & 0x3F)); }
-    else if (cp < 0x10000) { out += char(0xE0 | (cp >> 12)); out += char(0x80 | ((cp >> 6) & 0x3F)); out += char(0x80 | (cp & 0x3F)); }
-    else { out += char(0xF0 | (cp >> 18)); out += char(0x80 | ((cp >> 12) & 0x3F)); out += char(0x80 | ((cp >> 6) & 0x3F)); out += char(0x80 | (cp & 0x3F)); }
-  }
-
-  uint32_t hex4() {
-    if (end_ - p_ < 4) fail("short \\u escape");
-    uint32_t cp = 0;
-    for (int i = 0; i < 4; ++i, ++p_) {
-      char c = *p_;
-      cp <<= 4;
-      if (c >= '0' && c <= '9') cp |= c - '0';
-      else if (c >= 'a' && c <= 'f') cp |= c - 'a' + 10;
-      else if (c >= 'A' && c <= 'F') cp |= c - 'A' + 10;
-      else fail("bad \\u escape");
-    }
-    return cp;
-  }
-
-  std::string string() {
-    ++p_;  // opening quote
-    std::string out;
-    while (p_ < end_ && *p_ != '"') {
-      if (static_cast<unsigned char>(*p_) < 0x20) fail("control character in string");
-      if (*p_ != '\\') { out += *p_++; continue; }
-      if (++p_ >= end_) fail("unterminated escape");
-      char c = *p_++;
-      switch (c) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-          uint32_t cp = hex4();
-          if (cp >= 0xD800 && cp < 0xDC00 && end_ - p_ >= 6 && p_[0] == '\\' && p_[1] == 'u') {
-            p_ += 2;
-            uint32_t lo = hex4();
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          }
-          append_utf8(out, cp);
-          break;
-        }
-        default: fail("bad escape");
-      }
-    }
-    if (p_ >= end_) fail("unterminated string");
-    ++p_;
-    return out;
-  }
-
-  void number(Json& v) {
-    const char* start = p_;
-    if (p_ < end_ && (*p_ == '-' || *p_ == '+')) ++p_;
-    while (p_ < end_ && ((*p_ >= '0' && *p_ <= '9') || *p_ == '.' || *p_ == 'e' || *p_ == 'E' || *p_ == '-' || *p_ == '+')) ++p_;
-    std::string text(start, p_);
-    // Python's json writes Infinity/NaN; accept them as transformers does when it reads them back.
-    if (text.empty() || text == "-" || text == "+") {
-      if (consume("Infinity")) { v.type_ = Json::Type::Number; v.number_ = text == "-" ? -INFINITY : INFINITY; v.text_ = text + "Infinity"; return; }
-      if (consume("NaN")) { v.type_ = Json::Type::Number; v.number_ = NAN; v.text_ = "NaN"; return; }
-      fail("unexpected character");
-    }
-    char* endp = nullptr;
-    double d = std::strtod(text.c_str(), &endp);
-    if (endp != text.c_str() + text.size()) fail("bad number '" + text + "'");
-    v.type_ = Json::Type::Number;
-    v.number_ = d;
-    v.text_ = std::move(text);
-  }
+// Where nlohmann cannot go: NaN, Infinity and -Infinity (Python's json writes them for float('nan')
+// and float('inf'), and transformers reads them back), and numbers beyond a double (nlohmann throws
+// "number overflow"; Python and JavaScript read +-infinity, and so did lorafit's own reader). Each is
+// overwritten with a "0" padded with spaces, which keeps every byte offset, and its value is put
+// back when nlohmann hands over the number value of that ordinal.
+struct Special {
+  size_t ordinal;  // among the document's number values
+  double value;
 };
 
-Json Json::parse(const char* data, size_t size) { return JsonParser(data, size).parse_document(); }
+std::vector<Special> find_specials(const char* s, size_t n, std::string& patched) {
+  std::vector<Special> specials;
+  size_t ordinal = 0;
+  auto word_edge = [&](size_t i) { return i >= n || !(is_alpha(s[i]) || is_number_char(s[i]) || s[i] == '_'); };
+  scan(s, n, [&](Tok kind, size_t b, size_t e) {
+    if (kind != Tok::Number && kind != Tok::Word) return true;
+    const std::string_view t(s + b, e - b);
+    double value = 0;
+    bool special = false;
+    if (t == "NaN" || t == "Infinity" || t == "-Infinity") {
+      // only a whole token: "1NaN" or "NaNx" stay invalid
+      if (!(b == 0 || word_edge(b - 1)) || !word_edge(e)) return true;
+      value = t == "NaN" ? std::numeric_limits<double>::quiet_NaN()
+                         : (t[0] == '-' ? -1 : 1) * std::numeric_limits<double>::infinity();
+      special = true;
+    } else if (kind == Tok::Word) {
+      return true;  // true, false, null (or garbage nlohmann refuses)
+    } else if (t.find_first_of("eE") != std::string_view::npos || t.size() > 300) {
+      const std::string text(t);
+      char* end = nullptr;
+      const double d = std::strtod(text.c_str(), &end);
+      if (end == text.c_str() + text.size() && std::isinf(d)) {
+        value = d;
+        special = true;
+      }
+    }
+    if (special) {
+      if (patched.empty()) patched.assign(s, n);
+      patched.replace(b, e - b, "0" + std::string(e - b - 1, ' '));
+      specials.push_back({ordinal, value});
+    }
+    ++ordinal;
+    return true;
+  });
+  return specials;
+}
 
-double Json::number() const {
-  if (type_ != Type::Number) throw std::runtime_error("expected a number");
-  return number_;
+// The offset of the first token for which pick(kind) says yes (n when none).
+template <class Pick>
+size_t offset_of(const char* s, size_t n, Pick&& pick) {
+  size_t at = n;
+  scan(s, n, [&](Tok kind, size_t b, size_t) {
+    if (!pick(kind)) return true;
+    at = b;
+    return false;
+  });
+  return at;
 }
-bool Json::boolean() const {
-  if (type_ != Type::Bool) throw std::runtime_error("expected true or false");
-  return bool_;
+
+struct DepthExceeded {};
+struct DuplicateKey {
+  std::string key;
+  size_t ordinal;  // among the document's keys
+};
+
+// "[json.exception.parse_error.101] parse error at line 1, column 6: syntax error ..." -> "syntax error ..."
+std::string nlohmann_detail(const std::string& what) {
+  size_t at = what.find("] ");
+  at = at == std::string::npos ? 0 : at + 2;
+  if (const size_t col = what.find("column ", at); col != std::string::npos)
+    if (const size_t colon = what.find(": ", col); colon != std::string::npos) at = colon + 2;
+  std::string detail = what.substr(at);
+  // "last read: '...'" quotes the whole token, which can be a 100 MB unterminated string
+  if (detail.size() > 240) detail = detail.substr(0, 200) + "...";
+  return detail;
 }
-const std::string& Json::string() const {
-  if (type_ != Type::String) throw std::runtime_error("expected a string");
-  return text_;
+
+}  // namespace
+
+Json parse_json(const char* data, size_t size) {
+  std::string patched;
+  const std::vector<Special> specials = find_specials(data, size, patched);
+  const char* text = patched.empty() ? data : patched.data();
+
+  size_t numbers = 0, keys = 0, next_special = 0;
+  std::vector<std::unordered_set<std::string>> open_objects;
+  using Event = Json::parse_event_t;
+  auto callback = [&](int depth, Event event, Json& parsed) {
+    switch (event) {
+      case Event::object_start:
+        if (depth >= kMaxDepth) throw DepthExceeded{};
+        open_objects.emplace_back();
+        break;
+      case Event::array_start:
+        if (depth >= kMaxDepth) throw DepthExceeded{};
+        break;
+      case Event::object_end:
+        open_objects.pop_back();
+        break;
+      case Event::key: {
+        const std::string& key = parsed.get_ref<const std::string&>();
+        if (!open_objects.back().insert(key).second) throw DuplicateKey{key, keys};
+        ++keys;
+        break;
+      }
+      case Event::value:
+        if (parsed.is_number()) {
+          if (next_special < specials.size() && specials[next_special].ordinal == numbers) parsed = specials[next_special++].value;
+          ++numbers;
+        }
+        break;
+      default:
+        break;
+    }
+    return true;
+  };
+
+  try {
+    return Json::parse(text, text + size, callback);
+  } catch (const DepthExceeded&) {
+    int depth = 0;
+    const size_t at = offset_of(text, size, [&](Tok kind) {
+      if (kind == Tok::Close) --depth;
+      return kind == Tok::Open && depth++ == kMaxDepth;
+    });
+    fail(at, "nesting deeper than " + std::to_string(kMaxDepth));
+  } catch (const DuplicateKey& d) {
+    size_t seen = 0;
+    const size_t at = offset_of(text, size, [&](Tok kind) { return kind == Tok::Key && seen++ == d.ordinal; });
+    fail(at, "key \"" + d.key + "\" appears twice in one object");
+  } catch (const Json::parse_error& e) {
+    // e.byte counts the bytes read, up to and including the one that stopped nlohmann (size + 1 at
+    // the end of the input). A token that is well formed but misplaced ('{"a" 123}') was read whole:
+    // point at its first byte, as the old reader did; a malformed one ("tru", "\q") at the byte where it broke.
+    size_t at = e.byte > 0 ? e.byte - 1 : 0;
+    const std::string detail = nlohmann_detail(e.what());
+    if (at < size && detail.find("last read: ") == std::string::npos) {
+      size_t begin = at;
+      scan(text, size, [&](Tok, size_t b, size_t end) {
+        if (b > at) return false;
+        if (at < end) begin = b;
+        return true;
+      });
+      at = begin;
+    }
+    fail(at, detail);
+  } catch (const Json::exception& e) {
+    throw std::runtime_error("invalid JSON: " + nlohmann_detail(e.what()));
+  }
 }
-const std::vector<Json>& Json::array() const {
-  if (type_ != Type::Array) throw std::runtime_error("expected an array");
-  return array_;
-}
-const std::vector<std::pair<std::string, Json>>& Json::object() const {
-  if (type_ != Type::Object) throw std::runtime_error("expected an object");
-  return object_;
-}
-const Json* Json::find(const std::string& key) const {
-  if (type_ != Type::Object) return nullptr;
-  for (const auto& kv : object_)
-    if (kv.first == key) return &kv.second;
-  return nullptr;
+
+std::string json_number_text(const Json& number) {
+  if (number.is_number_float()) {
+    const double d = number.get<double>();
+    if (std::isnan(d)) return "NaN";
+    if (std::isinf(d)) return d > 0 ? "Infinity" : "-Infinity";
+    // a whole number below 1e21 in digits, as JavaScript prints it: JSON.stringify(-1e20) writes
+    // -100000000000000000000, which nlohmann reads as a double (past int64)
+    if (d == std::floor(d) && std::fabs(d) < 1e21) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.0f", d);
+      return buf;
+    }
+  }
+  return number.dump();  // integers with all their digits; other doubles shortest ("1e+30", "0.1")
 }
 
 }  // namespace lorafit

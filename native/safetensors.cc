@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <sstream>
 
@@ -20,6 +21,26 @@ constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
 
 [[noreturn]] void bad_file(const std::string& path, const std::string& what) {
   throw Error("E_SAFETENSORS", path + ": " + what);
+}
+
+// A non-negative whole number: integers exactly (data_offsets above 2^53 keep every digit), other
+// numbers when integral and below 2^64 (4.0, 1e3, as the TS reader takes them). The range test
+// comes first: casting a double beyond uint64 (1e30, inf, NaN) is undefined behaviour.
+bool whole_number(const Json& v, uint64_t& out) {
+  if (v.is_number_unsigned()) {
+    out = v.get<uint64_t>();
+    return true;
+  }
+  if (v.is_number_integer()) {  // negative, or -0
+    const int64_t i = v.get<int64_t>();
+    out = static_cast<uint64_t>(i);
+    return i >= 0;
+  }
+  if (!v.is_number_float()) return false;
+  const double d = v.get<double>();
+  if (!(d >= 0 && d < 18446744073709551616.0) || d != std::floor(d)) return false;
+  out = static_cast<uint64_t>(d);
+  return true;
 }
 }  // namespace
 
@@ -79,47 +100,42 @@ SafetensorsFile::~SafetensorsFile() {
 void SafetensorsFile::parse_header(const char* text, size_t size, uint64_t data_size) {
   Json header;
   try {
-    header = Json::parse(text, size);
+    header = parse_json(text, size);
   } catch (const std::exception& e) {
     bad_file(path_, std::string("header is not valid JSON (") + e.what() + ")");
   }
   if (!header.is_object()) bad_file(path_, "header is not a JSON object");
-  for (const auto& [name, entry] : header.object()) {
+  // parse_json refuses a key given twice ("listed twice" below stays as a guard).
+  for (const auto& [name, entry] : header.items()) {
     if (name == "__metadata__") {
       if (!entry.is_object()) bad_file(path_, "__metadata__ is not an object");
-      for (const auto& [k, v] : entry.object()) {
+      for (const auto& [k, v] : entry.items()) {
         if (!v.is_string()) bad_file(path_, "__metadata__." + k + " is not a string");
-        metadata_[k] = v.string();
+        metadata_[k] = v.get<std::string>();
       }
       continue;
     }
     const std::string where = path_ + ": tensor '" + name + "'";
-    const Json* dtype = entry.find("dtype");
-    const Json* shape = entry.find("shape");
-    const Json* offsets = entry.find("data_offsets");
-    if (!dtype || !dtype->is_string() || !shape || !shape->is_array() || !offsets || !offsets->is_array() || offsets->array().size() != 2)
+    const Json* dtype = json_find(entry, "dtype");
+    const Json* shape = json_find(entry, "shape");
+    const Json* offsets = json_find(entry, "data_offsets");
+    if (!dtype || !dtype->is_string() || !shape || !shape->is_array() || !offsets || !offsets->is_array() || offsets->size() != 2)
       throw Error("E_SAFETENSORS", where + ": entry needs dtype (string), shape (array) and data_offsets ([begin, end])");
     TensorInfo info;
     info.name = name;
-    info.dtype_name = dtype->string();
+    info.dtype_name = dtype->get<std::string>();
     info.dtype = safetensors_dtype(info.dtype_name, where);
     uint64_t numel = 1;
-    for (const auto& d : shape->array()) {
-      // range first: casting a double beyond int64/uint64 (1e30, inf, NaN) is undefined behaviour
-      if (!d.is_number() || !(d.number() >= 0 && d.number() <= 1e15) || d.number() != static_cast<double>(static_cast<int64_t>(d.number())))
-        throw Error("E_SAFETENSORS", where + ": shape entries must be non-negative integers");
-      info.shape.push_back(static_cast<int64_t>(d.number()));
+    for (const auto& d : *shape) {
+      uint64_t dim = 0;
+      if (!whole_number(d, dim) || dim > 1000000000000000ull) throw Error("E_SAFETENSORS", where + ": shape entries must be non-negative integers");
+      info.shape.push_back(static_cast<int64_t>(dim));
       // test before multiplying: [2^40, 2^40] would wrap numel to 0 and pass as a 0-byte tensor
-      const uint64_t dim = static_cast<uint64_t>(info.shape.back());
       if (dim != 0 && numel > (1ull << 50) / dim) throw Error("E_SAFETENSORS", where + ": shape is absurdly large");
       numel *= dim;
     }
-    for (const auto& o : offsets->array())
-      if (!o.is_number() || !(o.number() >= 0 && o.number() < 18446744073709551616.0) ||
-          o.number() != static_cast<double>(static_cast<uint64_t>(o.number())))
-        throw Error("E_SAFETENSORS", where + ": data_offsets must be non-negative integers");
-    info.begin = static_cast<uint64_t>(offsets->array()[0].number());
-    info.end = static_cast<uint64_t>(offsets->array()[1].number());
+    if (!whole_number((*offsets)[0], info.begin) || !whole_number((*offsets)[1], info.end))
+      throw Error("E_SAFETENSORS", where + ": data_offsets must be non-negative integers");
     if (info.begin > info.end) throw Error("E_SAFETENSORS", where + ": data_offsets begin > end");
     if (info.end > data_size)
       throw Error("E_SAFETENSORS", where + ": data_offsets [" + std::to_string(info.begin) + ", " + std::to_string(info.end) +

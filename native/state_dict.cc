@@ -26,20 +26,21 @@ SafetensorsWeights::SafetensorsWeights(const std::string& dir) : dir_(dir) {
     ss << in.rdbuf();
     Json index;
     try {
-      index = Json::parse(ss.str());
+      index = parse_json(ss.str());
     } catch (const std::exception& e) {
       throw Error("E_SAFETENSORS", index_path + ": not valid JSON (" + e.what() + ")");
     }
-    const Json* map = index.find("weight_map");
+    const Json* map = json_find(index, "weight_map");
     if (!map || !map->is_object()) throw Error("E_SAFETENSORS", index_path + ": has no 'weight_map' object");
     std::map<std::string, size_t> shard_index;
-    for (const auto& [tensor, shard] : map->object()) {
-      if (!shard.is_string()) throw Error("E_SAFETENSORS", index_path + ": weight_map['" + tensor + "'] is not a file name");
-      if (shard.string().find('/') != std::string::npos || shard.string().find("..") != std::string::npos)
-        throw Error("E_SAFETENSORS", index_path + ": shard name '" + shard.string() + "' must be a plain file name");
-      if (!shard_index.count(shard.string())) {
-        shard_index[shard.string()] = shard_names.size();
-        shard_names.push_back(shard.string());
+    for (const auto& [tensor, shard_value] : map->items()) {
+      if (!shard_value.is_string()) throw Error("E_SAFETENSORS", index_path + ": weight_map['" + tensor + "'] is not a file name");
+      const std::string& shard = shard_value.get_ref<const std::string&>();
+      if (shard.find('/') != std::string::npos || shard.find("..") != std::string::npos)
+        throw Error("E_SAFETENSORS", index_path + ": shard name '" + shard + "' must be a plain file name");
+      if (!shard_index.count(shard)) {
+        shard_index[shard] = shard_names.size();
+        shard_names.push_back(shard);
       }
     }
     for (const auto& s : shard_names)

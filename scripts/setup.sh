@@ -10,6 +10,8 @@ for tool in cmake g++ make ninja:ninja-build python3 pip3:python3-pip; do
   command -v "$bin" >/dev/null || need+=("$pkg")
 done
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+# header-only nlohmann/json for native/json.h (CMake: find_package(nlohmann_json 3))
+[ -f /usr/include/nlohmann/json.hpp ] || need+=(nlohmann-json3-dev)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}" >&2
   SUDO=""; [ "$(id -u)" != 0 ] && SUDO=sudo

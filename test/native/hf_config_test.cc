@@ -85,7 +85,7 @@ int main() {
   CHECK_THROWS(Error, parse(with("llama", R"("num_key_value_heads": 3)")), "key 'num_key_value_heads' (3) must divide num_attention_heads (4)");
   CHECK_THROWS(Error, parse("{\"model_type\": \"llama\", \"hidden_size\": 64.5}"), "key 'hidden_size' must be an integer");
   CHECK_THROWS(Error, parse("{\"model_type\": \"llama\", \"hidden_size\": -64}"), "key 'hidden_size' must be positive, got -64");
-  CHECK_THROWS(Error, parse("{\"model_type\": \"llama\", \"vocab_size\": 1e30}"), "key 'vocab_size' is 1e30, out of range (at most 2147483647)");
+  CHECK_THROWS(Error, parse("{\"model_type\": \"llama\", \"vocab_size\": 1e30}"), "key 'vocab_size' is 1e+30, out of range (at most 2147483647)");  // as Python prints 1e30
   CHECK_THROWS(Error, parse(with("llama", R"("tie_word_embeddings": "yes")")), "key 'tie_word_embeddings' must be true or false");
   CHECK_THROWS(Error, parse(with("llama", R"("rope_scaling": {"rope_type": "yarn"})")), "has rope_type 'yarn', which lorafit does not support yet");
   CHECK_THROWS(Error, parse(with("llama", R"("hidden_act": "relu")")), "key 'hidden_act' is 'relu' (supported: silu, gelu_pytorch_tanh, gelu)");
