@@ -37,7 +37,7 @@ export function stepGflop(c: ShapeConfig, lengths: number[], labelled: number, r
 export async function matmulPeaks(n = 2048, reps = 5): Promise<{ float32: number; bfloat16: number }> {
   const out = { float32: 0, bfloat16: 0 };
   for (const d of ['float32', 'bfloat16'] as const) {
-    const secs = await native().benchMatmul(n, d, reps);
+    const secs = await native().benchMatmul(n, d, reps, 'cpu');
     out[d] = Math.round((2 * n ** 3) / Math.min(...secs) / 1e8) / 10;
   }
   return out;

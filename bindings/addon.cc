@@ -2,8 +2,13 @@
 #include <napi.h>
 
 #include "gguf.h"
+#include "hf_config.h"
+#include "adapter_wrap.h"
+#include "generation_wrap.h"
 #include "model_wrap.h"
+#include "train_state_wrap.h"
 #include "runtime.h"
+#include "convert.h"
 #include "worker.h"
 
 namespace lorafit_bindings {
@@ -24,11 +29,11 @@ Napi::Value CudaAvailable(const Napi::CallbackInfo& info) {
 Napi::Value BenchMatmul(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsNumber())
-    ThrowCoded(env, "E_INPUT", "benchMatmul(n, dtype, reps, device?)");
+    ThrowCoded(env, "E_INPUT", "benchMatmul(n, dtype, reps, device)");
   const int64_t n = info[0].As<Napi::Number>().Int64Value();
   const std::string dtype = info[1].As<Napi::String>().Utf8Value();
   const int reps = info[2].As<Napi::Number>().Int32Value();
-  const std::string device = info.Length() > 3 && info[3].IsString() ? info[3].As<Napi::String>().Utf8Value() : "cpu";
+  const std::string device = ArgString(info, 3, "benchMatmul(n, dtype, reps, device)");
   auto out = std::make_shared<std::vector<double>>();
   return PromiseWorker::Start(
       env, [n, dtype, reps, device, out] { *out = lorafit::time_matmul(n, lorafit::parse_dtype(dtype), lorafit::parse_device(device), reps); },
@@ -38,6 +43,18 @@ Napi::Value BenchMatmul(const Napi::CallbackInfo& info) {
         return a;
       });
 }
+// hfConfig(configJsonText, where) -> string: a config.json as native/hf_config.cc reads it (the
+// transformers class defaults filled in, rope_parameters or rope_scaling), in Model.config's
+// shape. The one source of architecture defaults; lib/export uses it too.
+Napi::Value HfConfig(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string text = ArgString(info, 0, "hfConfig(text, where)");
+  const std::string where = ArgString(info, 1, "hfConfig(text, where)");
+  std::string out;
+  GuardNative(env, [&] { out = lorafit::config_to_json(lorafit::parse_config(text, where)); });
+  return Napi::String::New(env, out);
+}
+
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -48,8 +65,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getThreads", Napi::Function::New(env, GetThreads));
   exports.Set("cudaAvailable", Napi::Function::New(env, CudaAvailable));
   exports.Set("benchMatmul", Napi::Function::New(env, BenchMatmul));
+  exports.Set("hfConfig", Napi::Function::New(env, HfConfig));
   exports.Set("torchVersion", Napi::String::New(env, lorafit::torch_version()));
   ModelWrap::Init(env, exports);
+  AdapterWrap::Init(env);
+  TrainStateWrap::Init(env);
+  GenerationWrap::Init(env);
   InitGguf(env, exports);
   return exports;
 }

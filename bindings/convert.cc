@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "safetensors.h"
 #include "worker.h"
 
 namespace lorafit_bindings {
@@ -79,17 +80,82 @@ std::vector<int64_t> ToShapeVector(Napi::Env env, Napi::Value value, const std::
   return out;
 }
 
-std::string OptString(Napi::Object o, const char* key, const std::string& fallback) {
-  Napi::Value v = o.Get(key);
-  return v.IsString() ? v.As<Napi::String>().Utf8Value() : fallback;
+namespace {
+[[noreturn]] void BadField(Napi::Env env, const char* key, const char* type) {
+  ThrowCoded(env, "E_INPUT", std::string("native option '") + key + "' must be " + type + " (lib/ sends every field)");
 }
-bool OptBool(Napi::Object o, const char* key, bool fallback) {
+}  // namespace
+
+std::string GetString(Napi::Object o, const char* key) {
   Napi::Value v = o.Get(key);
-  return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : fallback;
+  if (!v.IsString()) BadField(o.Env(), key, "a string");
+  return v.As<Napi::String>().Utf8Value();
 }
-double OptNumber(Napi::Object o, const char* key, double fallback) {
+bool GetBool(Napi::Object o, const char* key) {
   Napi::Value v = o.Get(key);
-  return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
+  if (!v.IsBoolean()) BadField(o.Env(), key, "a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+double GetNumber(Napi::Object o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) BadField(o.Env(), key, "a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+std::vector<std::string> GetStringList(Napi::Object o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsArray()) BadField(o.Env(), key, "an array of strings");
+  Napi::Array a = v.As<Napi::Array>();
+  std::vector<std::string> out;
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    if (!a.Get(i).IsString()) BadField(o.Env(), key, "an array of strings");
+    out.push_back(a.Get(i).As<Napi::String>().Utf8Value());
+  }
+  return out;
+}
+bool Has(Napi::Object o, const char* key) { return o.Has(key) && !o.Get(key).IsUndefined(); }
+
+Napi::Object ArgObject(const Napi::CallbackInfo& info, size_t i, const char* call) {
+  if (info.Length() <= i || !info[i].IsObject()) ThrowCoded(info.Env(), "E_INPUT", std::string(call) + ": argument " + std::to_string(i + 1) + " must be an object");
+  return info[i].As<Napi::Object>();
+}
+std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* call) {
+  if (info.Length() <= i || !info[i].IsString()) ThrowCoded(info.Env(), "E_INPUT", std::string(call) + ": argument " + std::to_string(i + 1) + " must be a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+NamedTensors ToNamedTensors(Napi::Env env, Napi::Value value, const std::string& what) {
+  if (!value.IsArray()) ThrowCoded(env, "E_INPUT", what + " must be an array of { key, shape, data }");
+  Napi::Array a = value.As<Napi::Array>();
+  NamedTensors out;
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    if (!a.Get(i).IsObject()) ThrowCoded(env, "E_INPUT", what + "[" + std::to_string(i) + "] must be an object");
+    Napi::Object e = a.Get(i).As<Napi::Object>();
+    if (!e.Get("key").IsString()) ThrowCoded(env, "E_INPUT", what + "[" + std::to_string(i) + "].key must be a string");
+    const std::string key = e.Get("key").As<Napi::String>().Utf8Value();
+    auto shape = ToShapeVector(env, e.Get("shape"), key + ".shape");
+    Napi::Value d = e.Get("data");
+    if (!d.IsTypedArray() || d.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+      ThrowCoded(env, "E_INPUT", key + ": data must be a Float32Array");
+    auto data = d.As<Napi::Float32Array>();
+    at::Tensor t = at::empty(shape, at::kFloat);
+    if (static_cast<int64_t>(data.ElementLength()) != t.numel())
+      ThrowCoded(env, "E_SHAPE", key + ": " + std::to_string(data.ElementLength()) + " values for shape " + lorafit::shape_string(shape));
+    if (t.numel() > 0) std::memcpy(t.data_ptr<float>(), data.Data(), t.numel() * sizeof(float));
+    out.emplace_back(key, std::move(t));
+  }
+  return out;
+}
+
+Napi::Array FromNamedTensors(Napi::Env env, const NamedTensors& tensors) {
+  Napi::Array a = Napi::Array::New(env, tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("key", tensors[i].first);
+    e.Set("shape", ToShape(env, tensors[i].second.sizes()));
+    e.Set("data", ToFloat32Array(env, tensors[i].second));
+    a.Set(static_cast<uint32_t>(i), e);
+  }
+  return a;
 }
 
 }  // namespace lorafit_bindings

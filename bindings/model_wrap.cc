@@ -2,6 +2,8 @@
 
 #include <ATen/core/grad_mode.h>
 
+#include <cstring>
+
 #include "convert.h"
 #include "error.h"
 #include "gguf.h"
@@ -19,28 +21,21 @@ Napi::Object ModelWrap::Init(Napi::Env env, Napi::Object exports) {
                                     InstanceMethod("numParameters", &ModelWrap::NumParameters),
                                     InstanceMethod("warnings", &ModelWrap::Warnings),
                                     InstanceMethod("parameter", &ModelWrap::Parameter),
+                                    InstanceMethod("parameterBytes", &ModelWrap::ParameterBytes),
                                     InstanceMethod("parameterNames", &ModelWrap::ParameterNames),
                                     InstanceMethod("dispose", &ModelWrap::Dispose),
                                     InstanceMethod("linearNames", &ModelWrap::LinearNames),
                                     InstanceMethod("setFullTraining", &ModelWrap::SetFullTraining),
                                     InstanceMethod("loadWeights", &ModelWrap::LoadWeights),
                                     InstanceMethod("addAdapter", &ModelWrap::AddAdapter),
-                                    InstanceMethod("deleteAdapter", &ModelWrap::DeleteAdapter),
                                     InstanceMethod("setActiveAdapters", &ModelWrap::SetActiveAdapters),
-                                    InstanceMethod("adapterState", &ModelWrap::AdapterState),
-                                    InstanceMethod("setAdapterState", &ModelWrap::SetAdapterState),
-                                    InstanceMethod("mergeAdapter", &ModelWrap::MergeAdapter),
+                                    InstanceMethod("createTrainState", &ModelWrap::CreateTrainState),
                                     InstanceMethod("lossAndGrad", &ModelWrap::LossAndGrad),
                                     InstanceMethod("evalLoss", &ModelWrap::EvalLoss),
-                                    InstanceMethod("optimizerStep", &ModelWrap::OptimizerStep),
-                                    InstanceMethod("optimizerState", &ModelWrap::OptimizerState),
-                                    InstanceMethod("setOptimizerState", &ModelWrap::SetOptimizerState),
                                     InstanceMethod("storageReport", &ModelWrap::StorageReport),
                                     InstanceMethod("quantization", &ModelWrap::Quantization),
                                     InstanceMethod("quantizedState", &ModelWrap::QuantizedState),
-                                    InstanceMethod("generateStart", &ModelWrap::GenerateStart),
-                                    InstanceMethod("generateNext", &ModelWrap::GenerateNext),
-                                    InstanceMethod("generateEnd", &ModelWrap::GenerateEnd)});
+                                    InstanceMethod("generate", &ModelWrap::Generate)});
   constructor_ = Napi::Persistent(cls);
   constructor_.SuppressDestruct();
   exports.Set("loadModel", Napi::Function::New(env, &ModelWrap::Load));
@@ -54,6 +49,11 @@ ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWra
   model_ = *holder;
 }
 
+ModelWrap* ModelWrap::FromValue(Napi::Env env, Napi::Value v) {
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(constructor_.Value())) ThrowCoded(env, "E_INPUT", "expected a NativeModel");
+  return Napi::ObjectWrap<ModelWrap>::Unwrap(v.As<Napi::Object>());
+}
+
 std::shared_ptr<lorafit::CausalLM> ModelWrap::model(Napi::Env env) const {
   if (!model_) ThrowCoded(env, "E_DISPOSED", "this model was disposed");
   return model_;
@@ -63,13 +63,13 @@ Napi::Value ModelWrap::Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString()) ThrowCoded(env, "E_INPUT", "loadModel(dir, options): dir must be a string");
   const std::string dir = info[0].As<Napi::String>().Utf8Value();
-  Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+  Napi::Object opts = ArgObject(info, 1, "loadModel(dir, options)");
   lorafit::LoadOptions options;
-  const std::string dtype = OptString(opts, "dtype", "float32");
-  const std::string device = OptString(opts, "device", "cpu");
-  const std::string quantize = OptString(opts, "quantize", "none");
-  options.double_quant = OptBool(opts, "doubleQuant", true);
-  options.block_size = static_cast<int64_t>(OptNumber(opts, "blockSize", 64));
+  const std::string dtype = GetString(opts, "dtype");
+  const std::string device = GetString(opts, "device");
+  const std::string quantize = GetString(opts, "quantize");
+  options.double_quant = GetBool(opts, "doubleQuant");
+  options.block_size = static_cast<int64_t>(GetNumber(opts, "blockSize"));
   GuardNative(env, [&] {
     options.dtype = lorafit::parse_dtype(dtype);
     options.device = lorafit::parse_device(device);
@@ -100,15 +100,13 @@ Napi::Value ModelWrap::Forward(const Napi::CallbackInfo& info) {
   const std::vector<int64_t> shape = ToShapeVector(env, info[1], "shape");
   if (shape.size() != 2) ThrowCoded(env, "E_SHAPE", "shape must be [batch, seq]");
   at::Tensor ids = ToLongTensor(env, info[0], shape, "inputIds");
-  Napi::Object opts = info.Length() > 2 && info[2].IsObject() ? info[2].As<Napi::Object>() : Napi::Object::New(env);
+  Napi::Object opts = ArgObject(info, 2, "forward(inputIds, shape, options)");
   lorafit::ForwardOptions fo;
-  if (opts.Has("attentionMask") && !opts.Get("attentionMask").IsUndefined())
-    fo.attention_mask = ToLongTensor(env, opts.Get("attentionMask"), shape, "attentionMask");
-  if (opts.Has("positionIds") && !opts.Get("positionIds").IsUndefined())
-    fo.position_ids = ToLongTensor(env, opts.Get("positionIds"), shape, "positionIds");
-  if (opts.Has("segments") && !opts.Get("segments").IsUndefined()) fo.segments = ToLongVector(env, opts.Get("segments"), "segments");
-  fo.last_only = OptBool(opts, "lastOnly", false);
-  fo.output_hidden_states = OptBool(opts, "outputHiddenStates", false);
+  if (Has(opts, "attentionMask")) fo.attention_mask = ToLongTensor(env, opts.Get("attentionMask"), shape, "attentionMask");
+  if (Has(opts, "positionIds")) fo.position_ids = ToLongTensor(env, opts.Get("positionIds"), shape, "positionIds");
+  if (Has(opts, "segments")) fo.segments = ToLongVector(env, opts.Get("segments"), "segments");
+  fo.last_only = GetBool(opts, "lastOnly");
+  fo.output_hidden_states = GetBool(opts, "outputHiddenStates");
 
   struct Result {
     at::Tensor logits;
@@ -183,8 +181,36 @@ Napi::Value ModelWrap::Parameter(const Napi::CallbackInfo& info) {
       Value());
 }
 
+// parameterBytes(name, dtype) -> Promise<{ shape, bytes: Uint8Array }>: one weight converted by
+// libtorch to float32 / bfloat16 / float16 (round to nearest even, as torch's .to()), raw
+// little-endian, for Model.save.
+Napi::Value ModelWrap::ParameterBytes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto model = this->model(env);
+  const std::string name = ArgString(info, 0, "parameterBytes(name, dtype)");
+  const std::string dtype_name = ArgString(info, 1, "parameterBytes(name, dtype)");
+  at::ScalarType dtype = at::kFloat;
+  GuardNative(env, [&] { dtype = lorafit::parse_dtype(dtype_name); });
+  auto result = std::make_shared<at::Tensor>();
+  return PromiseWorker::Start(
+      env,
+      [model, name, dtype, result] {
+        std::lock_guard<std::mutex> lock(model->mutex());
+        *result = model->parameter(name).detach().to(at::kCPU, dtype).contiguous();
+      },
+      [result](Napi::Env env) -> Napi::Value {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("shape", ToShape(env, result->sizes()));
+        const size_t nbytes = static_cast<size_t>(result->numel()) * result->element_size();
+        Napi::Uint8Array bytes = Napi::Uint8Array::New(env, nbytes);
+        if (nbytes) std::memcpy(bytes.Data(), result->data_ptr(), nbytes);
+        o.Set("bytes", bytes);
+        return o;
+      },
+      Value());
+}
+
 Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo& info) {
-  sessions_.clear();
   model_.reset();  // in-flight workers hold their own reference
   return info.Env().Undefined();
 }

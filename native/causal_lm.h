@@ -15,7 +15,6 @@
 #include "layers/attention.h"
 #include "layers/decoder_layer.h"
 #include "layers/rotary.h"
-#include "optimizer.h"
 
 namespace lorafit {
 
@@ -113,8 +112,6 @@ class CausalLM {
     return ctx;
   }
   const at::Tensor& lm_head_weight() const { return lm_head_; }
-  // Optimizer state per adapter name (the trainer's moments live beside the weights they update).
-  std::map<std::string, OptimizerState>& optimizer_states() { return optimizer_states_; }
 
  private:
   CausalLM(ModelConfig config, at::ScalarType dtype, at::Device device);
@@ -132,7 +129,6 @@ class CausalLM {
   at::Tensor lm_head_;       // [V, hidden]; the same tensor as embed_tokens_ when tied
   std::vector<std::string> warnings_;
   std::vector<std::string> active_adapters_;
-  std::map<std::string, OptimizerState> optimizer_states_;
   bool full_training_ = false;
   QuantKind quant_kind_ = QuantKind::kNone;
   bool double_quant_ = false;

@@ -72,7 +72,6 @@ void delete_adapter(CausalLM& model, const std::string& name) {
   }
   auto& active = model.active_adapters();
   active.erase(std::remove(active.begin(), active.end(), name), active.end());
-  model.optimizer_states().erase(name);
 }
 
 std::vector<std::pair<std::string, at::Tensor>> adapter_tensors(CausalLM& model, const std::string& name) {
@@ -97,6 +96,61 @@ void set_adapter_tensor(CausalLM& model, const std::string& name, const std::str
     return;
   }
   throw Error("E_ADAPTER", "adapter '" + name + "' has no tensor '" + key + "' (does it target this module?)");
+}
+
+NamedTensors adapter_state(CausalLM& model, const std::string& name, bool grads) {
+  NamedTensors out;
+  for (auto& [key, t] : adapter_tensors(model, name)) {
+    at::Tensor v = grads ? t.grad() : t.detach();
+    if (!v.defined()) v = at::zeros_like(t);
+    out.emplace_back(key, v.to(at::kCPU, at::kFloat).contiguous());
+  }
+  return out;
+}
+
+void set_adapter_state(CausalLM& model, const std::string& name, const NamedTensors& entries) {
+  auto live = adapter_tensors(model, name);
+  for (const auto& [key, value] : entries) {
+    auto it = std::find_if(live.begin(), live.end(), [&](const auto& kv) { return kv.first == key; });
+    if (it == live.end()) throw Error("E_ADAPTER", "adapter '" + name + "' has no tensor '" + key + "'");
+    if (it->second.sizes() != value.sizes())
+      throw Error("E_SHAPE", "adapter tensor '" + key + "' has shape " + shape_string(value.sizes()) + " but the model needs " +
+                                 shape_string(it->second.sizes()));
+  }
+  for (const auto& [key, value] : entries) set_adapter_tensor(model, name, key, value);
+}
+
+void combine_adapters(CausalLM& model, const std::string& target, const std::vector<CombinePart>& parts, const std::string& type) {
+  if (parts.empty()) throw Error("E_OPTION", "combine needs at least one adapter");
+  if (type != "linear" && type != "cat") throw Error("E_OPTION", "combinationType must be 'linear' or 'cat', got '" + type + "'");
+  at::NoGradGuard no_grad;
+  for (auto& [path, lin] : model.named_linears()) {
+    auto out = lin->adapters().find(target);
+    if (out == lin->adapters().end()) continue;
+    std::vector<at::Tensor> As, Bs;  // [r_i, in], [out, r_i], scaled
+    for (const auto& part : parts) {
+      auto it = lin->adapters().find(part.adapter);
+      if (it == lin->adapters().end()) throw Error("E_ADAPTER", "combine: adapter '" + part.adapter + "' does not target " + path);
+      const double ws = part.weight * it->second.scaling;
+      if (type == "linear") {
+        // sqrt(|w s|) on both sides and the sign on A only, as PEFT: a negative weight subtracts
+        // an adapter instead of taking sqrt of a negative number.
+        const double f = std::sqrt(std::abs(ws));
+        As.push_back(it->second.A * (ws < 0 ? -f : f));
+        Bs.push_back(it->second.B * f);
+      } else {
+        As.push_back(it->second.A * ws);
+        Bs.push_back(it->second.B);
+      }
+    }
+    at::Tensor A = type == "linear" ? at::stack(As).sum(0) : at::cat(As, 0);  // [r, in]
+    at::Tensor B = type == "linear" ? at::stack(Bs).sum(0) : at::cat(Bs, 1);  // [out, r]
+    if (A.sizes() != out->second.A.sizes() || B.sizes() != out->second.B.sizes())
+      throw Error("E_SHAPE", "combine: adapter '" + target + "' has rank " + std::to_string(out->second.A.size(0)) + " at " + path +
+                                 " but the combination has rank " + std::to_string(A.size(0)));
+    out->second.A.copy_(A);
+    out->second.B.copy_(B);
+  }
 }
 
 void merge_adapter(CausalLM& model, const std::string& name) {

@@ -13,14 +13,15 @@
 
 namespace lorafit {
 
+// Every field comes from lib/ (lib/lora/lora-adapter.ts holds the defaults).
 struct LoraSpec {
-  std::string name = "default";
-  int64_t rank = 8;
-  double alpha = 8;
+  std::string name;
+  int64_t rank = 0;
+  double alpha = 0;
   double dropout = 0;
   bool rslora = false;
   std::vector<std::string> targets;  // module paths, e.g. model.layers.0.self_attn.q_proj
-  std::string init = "kaiming";      // "kaiming" (PEFT default) | "gaussian" | "none" (A and B zero)
+  std::string init;                  // "kaiming" (PEFT default) | "gaussian" | "none" (A and B zero)
   uint64_t seed = 0;
   at::ScalarType dtype = at::kFloat; // LoRA weights stay fp32 under a bf16 base, as PEFT keeps them
 };
@@ -33,6 +34,23 @@ bool has_adapter(CausalLM& model, const std::string& name);
 std::vector<std::pair<std::string, at::Tensor>> adapter_tensors(CausalLM& model, const std::string& name);
 // Copies `value` into the adapter's tensor `key`; Error(E_SHAPE / E_ADAPTER) names the key.
 void set_adapter_tensor(CausalLM& model, const std::string& name, const std::string& key, const at::Tensor& value);
+using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
+// Copies of the adapter's tensors (or of their gradients: zeros where none), CPU float32.
+NamedTensors adapter_state(CausalLM& model, const std::string& name, bool grads);
+// Replaces the adapter's tensors. Every entry is checked (known key, same shape) before any is
+// written, so a bad file leaves the adapter as it was.
+void set_adapter_state(CausalLM& model, const std::string& name, const NamedTensors& entries);
+
+// Fills adapter `target` (already attached, scaling 1, on the same modules) with a combination of
+// others, as PEFT's add_weighted_adapter, s_i being adapter i's scaling:
+//   "linear": same rank; A = sum sign(w_i) sqrt(|w_i s_i|) A_i, B = sum sqrt(|w_i s_i|) B_i
+//   "cat":    rank = sum r_i; A = concat_r(w_i s_i A_i), B = concat_r(B_i) (the exact sum of deltas)
+struct CombinePart {
+  std::string adapter;
+  double weight = 0;
+};
+void combine_adapters(CausalLM& model, const std::string& target, const std::vector<CombinePart>& parts, const std::string& type);
+
 void merge_adapter(CausalLM& model, const std::string& name);
 void unmerge_adapter(CausalLM& model, const std::string& name);
 // Folds the adapter into the base weights and removes it (PEFT's merge_and_unload).

@@ -5,15 +5,14 @@
 #include <cmath>
 
 #include "error.h"
-#include "train_step.h"
 
 namespace lorafit {
 
 StepStats optimizer_step(std::vector<at::Tensor>& params, OptimizerState& state, const OptimizerConfig& c, double lr,
-                         double max_grad_norm) {
+                         double max_grad_norm, double grad_norm) {
   at::NoGradGuard no_grad;
   StepStats stats;
-  stats.grad_norm = grad_norm(params);
+  stats.grad_norm = grad_norm;
   if (!std::isfinite(stats.grad_norm)) throw Error("E_NON_FINITE", "gradient norm is not finite; the update was not applied");
   if (max_grad_norm > 0) {
     const double coef = max_grad_norm / (stats.grad_norm + 1e-6);

@@ -9,11 +9,12 @@
 
 namespace lorafit {
 
+// Every field comes from lib/ (lib/train/options.ts holds the defaults); nothing is defaulted here.
 struct OptimizerConfig {
-  std::string kind = "adamw";  // "adamw" | "sgd"
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
-  double weight_decay = 0.0;
-  double momentum = 0.0;       // sgd
+  std::string kind;            // "adamw" | "sgd"
+  double beta1 = 0, beta2 = 0, eps = 0;
+  double weight_decay = 0;
+  double momentum = 0;         // sgd
 };
 
 struct OptimizerState {
@@ -28,8 +29,9 @@ struct StepStats {
 };
 
 // Clips the gradients of `params` to max_grad_norm (<= 0: no clipping) and applies one update
-// with learning rate `lr`. Creates the state on the first call.
+// with learning rate `lr`. `grad_norm` is the gradients' L2 norm, computed once by the caller
+// (accumulate_gradients). Creates the state on the first call.
 StepStats optimizer_step(std::vector<at::Tensor>& params, OptimizerState& state, const OptimizerConfig& config, double lr,
-                         double max_grad_norm);
+                         double max_grad_norm, double grad_norm);
 
 }  // namespace lorafit

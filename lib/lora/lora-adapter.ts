@@ -4,13 +4,14 @@
 //   const again = await LoraAdapter.load(model, 'out/adapter', { name: 'tuned' });
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fromNative, LorafitError, optionError } from '../errors.js';
+import { LorafitError, optionError, fromNative } from '../errors.js';
 import { looksLikeHubId, resolveModelPath } from '../hub/resolve.js';
 import { writeDirAtomic, writeFileAtomicSync } from '../util/fs-atomic.js';
 import { checkPeftConfig, makePeftConfig, type PeftLoraConfig } from './peft-config.js';
 import { DEFAULT_TARGETS, resolveTargets, shortNames, type TargetModules } from './targets.js';
 import type { Model } from '../model/model.js';
-import type { NativeNamedTensor } from '../model/native.js';
+import { channelOf } from '../model/channel.js';
+import type { NativeAdapter, NativeNamedTensor } from '../model/native.js';
 import { fromFloat32, readSafetensors, serializeSafetensors, toFloat32, type StTensor } from '../util/safetensors.js';
 
 export const PEFT_PREFIX = 'base_model.model.';
@@ -43,13 +44,19 @@ export interface TrainableParameters {
   percent: number;
 }
 
-/** Adapters attached to each model, by name (a model may hold several). */
-const registry = new WeakMap<Model, Map<string, LoraAdapter>>();
+/** The native adapter behind each LoraAdapter (for lib/: the Trainer's training state). */
+const natives = new WeakMap<LoraAdapter, NativeAdapter>();
 
-function adaptersOf(model: Model): Map<string, LoraAdapter> {
-  let m = registry.get(model);
-  if (!m) registry.set(model, (m = new Map()));
-  return m;
+/** @internal The native adapter of `adapter` (lib/train only); E_DISPOSED once deleted. */
+export function nativeAdapterOf(adapter: LoraAdapter): NativeAdapter {
+  const n = natives.get(adapter);
+  if (!n) throw new LorafitError('E_DISPOSED', `adapter '${adapter.name}' was deleted`);
+  return n;
+}
+
+/** The adapters attached to a model: the owners of its native adapters (the model's channel keeps the one list). */
+function adaptersOf(model: Model): LoraAdapter[] {
+  return channelOf(model).owners().filter((o): o is LoraAdapter => o instanceof LoraAdapter);
 }
 
 export class LoraAdapter {
@@ -77,7 +84,7 @@ export class LoraAdapter {
     const seed = options.seed ?? 0;
     if (!Number.isInteger(seed) || seed < 0) throw optionError('seed', 'must be a non-negative integer');
     const targets = options.targetModules ?? DEFAULT_TARGETS[model.config.modelType];
-    const modules = resolveTargets(model.handle.linearNames(), targets, model.config.modelType);
+    const modules = resolveTargets(channelOf(model).sync((h) => h.linearNames()), targets, model.config.modelType);
     const peftTargets = targets === 'all-linear' ? shortNames(modules) : typeof targets === 'string' ? targets : [...targets];
     const config = makePeftConfig({ rank, alpha, dropout, targetModules: peftTargets, useRslora: options.useRslora ?? false, init, baseModel: model.dir });
     return LoraAdapter.attach(model, name, config, modules, { seed, init }, options.activate ?? true);
@@ -106,7 +113,8 @@ export class LoraAdapter {
     const config = checkPeftConfig(raw, configFile);
     const file = readSafetensors(weightsFile);
     // Modules named by the weights file; they must all be linears of this model.
-    const linears = new Set(model.handle.linearNames());
+    const linearNames = channelOf(model).sync((h) => h.linearNames());
+    const linears = new Set(linearNames);
     const modules = new Set<string>();
     for (const key of file.tensors.keys()) {
       const m = /^base_model\.model\.(.+)\.lora_([AB])(?:\.[^.]+)?\.weight$/.exec(key);
@@ -115,7 +123,7 @@ export class LoraAdapter {
       modules.add(m[1]);
     }
     if (modules.size === 0) throw new LorafitError('E_ADAPTER', `${weightsFile}: holds no LoRA tensors`);
-    const ordered = model.handle.linearNames().filter((p) => modules.has(p));
+    const ordered = linearNames.filter((p) => modules.has(p));
     const entries: NativeNamedTensor[] = [];
     for (const path of ordered) {
       for (const ab of ['A', 'B'] as const) {
@@ -131,7 +139,7 @@ export class LoraAdapter {
     const name = options.name ?? 'default';
     const adapter = await LoraAdapter.attach(model, name, config, ordered, { seed: 0, init: 'none' }, options.activate ?? true);
     try {
-      await model.serial.run(() => model.handle.setAdapterState(name, entries));
+      await channelOf(model).call(() => nativeAdapterOf(adapter).setState(entries));
     } catch (e) {
       await adapter.delete();
       throw new LorafitError((e as { code?: string }).code === 'E_SHAPE' ? 'E_SHAPE' : 'E_ADAPTER', `${weightsFile}: ${fromNative(e).message} (was it trained on another base model?)`);
@@ -140,30 +148,25 @@ export class LoraAdapter {
   }
 
   private static async attach(model: Model, name: string, config: PeftLoraConfig, modules: string[], init: { seed: number; init: string }, activate: boolean): Promise<LoraAdapter> {
-    const all = adaptersOf(model);
-    if (all.has(name)) throw new LorafitError('E_ADAPTER', `the model already has an adapter named '${name}'; pass another name`);
-    const handle = model.handle;
-    try {
-      await model.serial.run(() =>
-        handle.addAdapter({ name, rank: config.r, alpha: config.lora_alpha, dropout: config.lora_dropout ?? 0, rslora: config.use_rslora === true, init: init.init, seed: init.seed, targets: modules }),
-      );
-    } catch (e) {
-      throw fromNative(e);
-    }
+    if (adaptersOf(model).some((a) => a.name === name)) throw new LorafitError('E_ADAPTER', `the model already has an adapter named '${name}'; pass another name`);
+    const channel = channelOf(model);
+    const spec = { name, rank: config.r, alpha: config.lora_alpha, dropout: config.lora_dropout ?? 0, rslora: config.use_rslora === true, init: init.init, seed: init.seed, targets: modules };
+    const native = await channel.call((h) => h.addAdapter(spec));
     const adapter = new LoraAdapter(model, name, config, modules);
-    all.set(name, adapter);
+    natives.set(adapter, native);
+    channel.own(native, adapter);
     if (activate) await adapter.activate();
     return adapter;
   }
 
   /** Adapters attached to a model, by name. */
   static list(model: Model): LoraAdapter[] {
-    return [...adaptersOf(model).values()];
+    return adaptersOf(model);
   }
 
   /** Runs the base model alone (no adapter applied). */
   static async disableAll(model: Model): Promise<void> {
-    await model.serial.run(() => model.handle.setActiveAdapters([]));
+    await channelOf(model).call((h) => h.setActiveAdapters([]));
   }
 
   get scaling(): number {
@@ -177,7 +180,8 @@ export class LoraAdapter {
   /** Makes this the (only) active adapter. */
   async activate(): Promise<void> {
     this.check();
-    await this.model.serial.run(() => this.model.handle.setActiveAdapters([this.name]));
+    const native = nativeAdapterOf(this);
+    await channelOf(this.model).call((h) => h.setActiveAdapters([native]));
   }
 
   trainableParameters(): TrainableParameters {
@@ -207,9 +211,8 @@ export class LoraAdapter {
   /** The adapter's tensors (or their gradients) keyed as in adapter_model.safetensors. */
   async tensors(options: { grads?: boolean } = {}): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
     this.check();
-    const entries = await this.model.serial.run(() => this.model.handle.adapterState(this.name, options.grads ?? false)).catch((e) => {
-      throw fromNative(e);
-    });
+    const native = nativeAdapterOf(this);
+    const entries = await channelOf(this.model).call(() => native.state(options.grads ?? false));
     return new Map(entries.map((e) => [PEFT_PREFIX + e.key, { shape: e.shape, data: e.data }]));
   }
 
@@ -217,9 +220,8 @@ export class LoraAdapter {
   async setTensors(values: Map<string, { shape: number[]; data: Float32Array }>): Promise<void> {
     this.check();
     const entries = [...values].map(([k, v]) => ({ key: k.startsWith(PEFT_PREFIX) ? k.slice(PEFT_PREFIX.length) : k, shape: v.shape, data: v.data }));
-    await this.model.serial.run(() => this.model.handle.setAdapterState(this.name, entries)).catch((e) => {
-      throw fromNative(e);
-    });
+    const native = nativeAdapterOf(this);
+    await channelOf(this.model).call(() => native.setState(entries));
   }
 
   /** Writes a PEFT adapter folder; the folder appears complete or not at all. */
@@ -256,15 +258,13 @@ export class LoraAdapter {
   /** PEFT's merge_and_unload: the model becomes a plain model with the adapter folded in. */
   async mergeAndUnload(): Promise<void> {
     await this.mergeOp('unload');
-    this.#deleted = true;
-    adaptersOf(this.model).delete(this.name);
+    this.#forget();
   }
 
   private async mergeOp(mode: 'merge' | 'unmerge' | 'unload'): Promise<void> {
     this.check();
-    await this.model.serial.run(() => this.model.handle.mergeAdapter(this.name, mode)).catch((e) => {
-      throw fromNative(e);
-    });
+    const native = nativeAdapterOf(this);
+    await channelOf(this.model).call(() => native.merge(mode));
     // Merging into a quantized base leaves the merged layers dense; the native side says so in
     // the model's warnings.
     this.model.syncWarnings();
@@ -273,12 +273,17 @@ export class LoraAdapter {
   /** Removes the adapter from the model. */
   async delete(): Promise<void> {
     if (this.#deleted) return;
+    const native = natives.get(this);
+    this.#forget();
+    if (this.model.disposed || !native) return;
+    await channelOf(this.model).call(() => native.delete());
+  }
+
+  #forget(): void {
     this.#deleted = true;
-    adaptersOf(this.model).delete(this.name);
-    if (this.model.disposed) return;
-    await this.model.serial.run(() => this.model.handle.deleteAdapter(this.name)).catch((e) => {
-      throw fromNative(e);
-    });
+    const native = natives.get(this);
+    natives.delete(this);
+    if (native && !this.model.disposed) channelOf(this.model).release(native);
   }
 
   /**
@@ -297,44 +302,12 @@ export class LoraAdapter {
       throw new LorafitError('E_ADAPTER', "combine: 'linear' needs adapters of the same rank; use 'cat'");
     }
     const rank = type === 'linear' ? parts[0].adapter.config.r : parts.reduce((n, p) => n + p.adapter.config.r, 0);
-    const weights = await Promise.all(parts.map((p) => p.adapter.tensors()));
     const alpha = rank;  // scaling 1: the per-adapter scalings are folded into the weights
     const config = makePeftConfig({ rank, alpha, dropout: 0, targetModules: parts[0].adapter.config.target_modules, useRslora: false, init: 'kaiming', baseModel: model.dir });
     const combined = await LoraAdapter.attach(model, options.name, config, modules, { seed: 0, init: 'none' }, options.activate ?? true);
-    const out = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (const path of modules) {
-      const keyA = `${PEFT_PREFIX}${path}.lora_A.weight`;
-      const keyB = `${PEFT_PREFIX}${path}.lora_B.weight`;
-      const As = weights.map((w) => w.get(keyA)!);
-      const Bs = weights.map((w) => w.get(keyB)!);
-      const inF = As[0].shape[1];
-      const outF = Bs[0].shape[0];
-      const A = new Float32Array(rank * inF);
-      const B = new Float32Array(outF * rank);
-      if (type === 'linear') {
-        parts.forEach((p, i) => {
-          // As PEFT: sqrt(|w * s|) on both sides and the sign on A only, so negative weights
-          // subtract an adapter instead of giving sqrt(negative) = NaN.
-          const ws = p.weight * p.adapter.scaling;
-          const fB = Math.sqrt(Math.abs(ws));
-          const fA = ws < 0 ? -fB : fB;
-          for (let j = 0; j < A.length; j++) A[j] += fA * As[i].data[j];
-          for (let j = 0; j < B.length; j++) B[j] += fB * Bs[i].data[j];
-        });
-      } else {
-        let r0 = 0;
-        parts.forEach((p, i) => {
-          const ri = p.adapter.config.r;
-          const f = p.weight * p.adapter.scaling;
-          for (let r = 0; r < ri; r++) for (let c = 0; c < inF; c++) A[(r0 + r) * inF + c] = f * As[i].data[r * inF + c];
-          for (let o = 0; o < outF; o++) for (let r = 0; r < ri; r++) B[o * rank + r0 + r] = Bs[i].data[o * ri + r];
-          r0 += ri;
-        });
-      }
-      out.set(keyA, { shape: [rank, inF], data: A });
-      out.set(keyB, { shape: [outF, rank], data: B });
-    }
-    await combined.setTensors(out);
+    const native = nativeAdapterOf(combined);
+    const nativeParts = parts.map((p) => ({ adapter: nativeAdapterOf(p.adapter), weight: p.weight }));
+    await channelOf(model).call(() => native.combineFrom(nativeParts, type));
     return combined;
   }
 }

@@ -1,8 +1,9 @@
 // Generation on a Model: token ids in, token ids out (native KV cache, a few tokens per native
 // call so JavaScript can stream, stop and cancel), plus text streaming with stop strings that
 // works when a multi-byte character or a stop string spans several tokens.
-import { LorafitError, fromNative, optionError } from '../errors.js';
+import { LorafitError, optionError } from '../errors.js';
 import type { Model } from './model.js';
+import { channelOf } from './channel.js';
 import type { NativeSamplingOptions } from './native.js';
 
 export interface GenerateOptions {
@@ -78,18 +79,15 @@ export async function* generateRows(model: Model, prompts: number[][], o: Genera
     ids.set(p, b * T + T - p.length);
     mask.fill(1, b * T + T - p.length, (b + 1) * T);
   });
-  const handle = model.handle;
-  const session = await model.serial.run(() => handle.generateStart(ids, [prompts.length, T], mask, sampling)).catch((e) => {
-    throw fromNative(e);
-  });
+  const channel = channelOf(model);
+  const session = await channel.call((h) => h.generate(ids, [prompts.length, T], mask, sampling));
+  channel.own(session, session);
   const ended = prompts.map(() => false);
   try {
     for (let produced = 0; produced < maxNew; ) {
       if (o.signal?.aborted) throw new LorafitError('E_ABORTED', 'generation aborted');
       const n = Math.min(STEP_TOKENS, maxNew - produced);
-      const r = await model.serial.run(() => handle.generateNext(session, n)).catch((e) => {
-        throw fromNative(e);
-      });
+      const r = await channel.call(() => session.next(n));
       for (const step of r.tokens) {
         const row = step.map((t, b) => (ended[b] ? -1 : t));
         step.forEach((t, b) => {
@@ -102,7 +100,8 @@ export async function* generateRows(model: Model, prompts: number[][], o: Genera
       if (r.done || ended.every(Boolean)) return;
     }
   } finally {
-    if (!model.disposed) handle.generateEnd(session);
+    session.dispose();  // frees the KV cache now, not at GC
+    channel.release(session);
   }
 }
 

@@ -13,9 +13,12 @@ import { looksLikeHubId, resolveModelPath } from '../hub/resolve.js';
 import { saveModel, type SaveModelOptions } from './save-model.js';
 import { generateBatch, generateTokens, type GenerateOptions } from './generation.js';
 import { fromNative, LorafitError, optionError } from '../errors.js';
-import { native, type NativeMicroBatch, type NativeModel, type NativeStorageReport } from './native.js';
-import { Serial } from './serial.js';
+import { bindChannel, ModelChannel } from './channel.js';
+import { native, type NativeModel, type NativeStorageReport } from './native.js';
+import { toNativeBatch, toSegments, type MicroBatch } from './micro-batch.js';
 import { toTokenBatch, type TokenBatch } from './tokens.js';
+
+export type { MicroBatch } from './micro-batch.js';
 
 export type Dtype = 'float32' | 'bfloat16' | 'float16';
 const DTYPES: readonly Dtype[] = ['float32', 'bfloat16', 'float16'];
@@ -117,45 +120,8 @@ export interface ForwardResult {
   hiddenStates?: Float32Array[];
 }
 
-/** One micro-batch: equal-length rows; labels -100 where not trained (shifted inside, as HF). */
-export interface MicroBatch {
-  inputIds: number[][] | TokenBatch;
-  labels: number[][] | TokenBatch;
-  attentionMask?: number[][] | TokenBatch;
-  /**
-   * Padding-free / packed: the lengths of the examples laid end to end over the rows (row-major,
-   * summing to batch x seq; every row starts one). Each example attends only to itself (block-
-   * diagonal causal attention), its positions restart at 0, and the label of its first token is
-   * not counted (as the shift drops a row's first label). attentionMask is then not used.
-   */
-  segmentLengths?: ArrayLike<number>;
-}
-
-function toSegments(s: ArrayLike<number> | undefined, what: string): Int32Array | undefined {
-  if (s === undefined) return undefined;
-  const out = Int32Array.from(s as ArrayLike<number>);
-  for (let i = 0; i < out.length; i++) {
-    if (!(out[i] > 0) || out[i] !== (s as ArrayLike<number>)[i]) throw new LorafitError('E_SHAPE', `${what}[${i}] must be a positive integer, got ${String((s as ArrayLike<number>)[i])}`);
-  }
-  return out;
-}
-
-function toNativeBatch(b: MicroBatch, i: number): NativeMicroBatch {
-  const ids = toTokenBatch(b.inputIds, `batches[${i}].inputIds`);
-  const labels = toTokenBatch(b.labels, `batches[${i}].labels`);
-  const mask = b.attentionMask === undefined ? undefined : toTokenBatch(b.attentionMask, `batches[${i}].attentionMask`);
-  for (const [name, t] of [['labels', labels], ['attentionMask', mask]] as const) {
-    if (t && (t.shape[0] !== ids.shape[0] || t.shape[1] !== ids.shape[1])) {
-      throw new LorafitError('E_SHAPE', `batches[${i}].${name} has shape [${t.shape.join(', ')}] but inputIds has [${ids.shape.join(', ')}]`);
-    }
-  }
-  return { inputIds: ids.data, labels: labels.data, attentionMask: mask?.data, segments: toSegments(b.segmentLengths, `batches[${i}].segmentLengths`), shape: ids.shape };
-}
-
 export class Model {
-  /** Serialises native calls on this model. */
-  readonly serial = new Serial();
-  #native: NativeModel | undefined;
+  readonly #channel: ModelChannel;
   readonly config: ModelConfig;
   /** The model folder; for a GGUF model, the GGUF file. */
   readonly dir: string;
@@ -171,7 +137,8 @@ export class Model {
   readonly quantization: { type: QuantizeKind; doubleQuant: boolean; blockSize: number; prequantized: boolean } | undefined;
 
   private constructor(handle: NativeModel, dir: string, dtype: Dtype, device: string, gguf?: { source: ModelSourceInfo; generationConfig: Record<string, unknown> }) {
-    this.#native = handle;
+    this.#channel = new ModelChannel(handle);
+    bindChannel(this, this.#channel);
     this.dir = dir;
     this.dtype = dtype;
     this.device = device;
@@ -282,18 +249,12 @@ export class Model {
     }
   }
 
-  /** The native handle, for other lib/ classes (LoraAdapter, Trainer). Throws once disposed. */
-  get handle(): NativeModel {
-    if (!this.#native) throw new LorafitError('E_DISPOSED', 'this model was disposed');
-    return this.#native;
-  }
-
   get disposed(): boolean {
-    return this.#native === undefined;
+    return this.#channel.disposed;
   }
 
   numParameters(): number {
-    return this.handle.numParameters();
+    return this.#channel.sync((h) => h.numParameters());
   }
 
   /**
@@ -301,10 +262,7 @@ export class Model {
    * quantized parameter (NF4 with double quant: ~0.516 for blocks of 64; int8: ~1.0).
    */
   async storageReport(): Promise<NativeStorageReport & { bytesPerQuantizedParam: number | undefined; totalBytes: number }> {
-    const handle = this.handle;
-    const r = await this.serial.run(() => handle.storageReport()).catch((e) => {
-      throw fromNative(e);
-    });
+    const r = await this.#channel.call((h) => h.storageReport());
     return { ...r, bytesPerQuantizedParam: r.quantizedParams > 0 ? r.quantizedBytes / r.quantizedParams : undefined, totalBytes: r.linearBytes + r.otherBytes };
   }
 
@@ -315,12 +273,11 @@ export class Model {
 
   /** @internal Copies warnings the native model added after loading (e.g. a merge into a quantized base). */
   syncWarnings(): void {
-    const all = this.handle.warnings();
+    const all = this.#channel.sync((h) => h.warnings());
     for (let i = this.warnings.length; i < all.length; i++) this.warnings.push(all[i]);
   }
 
   async forward(inputIds: number[] | number[][] | TokenBatch, options: ForwardOptions = {}): Promise<ForwardResult> {
-    const handle = this.handle;
     const ids = toTokenBatch(inputIds);
     const mask = options.attentionMask === undefined ? undefined : toTokenBatch(options.attentionMask, 'attentionMask');
     const pos = options.positionIds === undefined ? undefined : toTokenBatch(options.positionIds, 'positionIds');
@@ -329,33 +286,25 @@ export class Model {
         throw new LorafitError('E_SHAPE', `${name} has shape [${b.shape.join(', ')}] but inputIds has [${ids.shape.join(', ')}]`);
       }
     }
-    return this.serial.run(async () => {
-      try {
-        const r = await handle.forward(ids.data, ids.shape, {
-          attentionMask: mask?.data,
-          positionIds: pos?.data,
-          segments: toSegments(options.segmentLengths, 'segmentLengths'),
-          lastOnly: options.lastOnly ?? false,
-          outputHiddenStates: options.outputHiddenStates ?? false,
-        });
-        return { logits: r.logits, shape: r.shape as [number, number, number], hiddenStates: r.hiddenStates };
-      } catch (e) {
-        throw fromNative(e);
-      }
-    });
+    const opts = {
+      attentionMask: mask?.data,
+      positionIds: pos?.data,
+      segments: toSegments(options.segmentLengths, 'segmentLengths'),
+      lastOnly: options.lastOnly ?? false,
+      outputHiddenStates: options.outputHiddenStates ?? false,
+    };
+    const r = await this.#channel.call((h) => h.forward(ids.data, ids.shape, opts));
+    return { logits: r.logits, shape: r.shape as [number, number, number], hiddenStates: r.hiddenStates };
   }
 
   /** Names of the model's weights, as in the checkpoint. */
   parameterNames(): string[] {
-    return this.handle.parameterNames();
+    return this.#channel.sync((h) => h.parameterNames());
   }
 
   /** A copy of one weight (as float32), e.g. 'model.layers.0.self_attn.q_proj.weight'. */
   async parameter(name: string): Promise<{ shape: number[]; data: Float32Array }> {
-    const handle = this.handle;
-    return this.serial.run(() => handle.parameter(name)).catch((e) => {
-      throw fromNative(e);
-    });
+    return this.#channel.call((h) => h.parameter(name));
   }
 
   /**
@@ -367,28 +316,19 @@ export class Model {
     batches: MicroBatch[],
     options: { dropoutSeed?: number; gradientCheckpointing?: boolean } = {},
   ): Promise<{ loss: number; tokens: number; gradNorm: number }> {
-    const handle = this.handle;
     const native = batches.map(toNativeBatch);
     const opts = { dropoutSeed: options.dropoutSeed ?? 0, gradientCheckpointing: options.gradientCheckpointing ?? false };
-    return this.serial.run(() => handle.lossAndGrad(native, opts)).catch((e) => {
-      throw fromNative(e);
-    });
+    return this.#channel.call((h) => h.lossAndGrad(native, opts));
   }
 
   /** Full-parameter training: every base weight becomes trainable (pretraining, full fine-tuning). */
   async setFullTraining(on: boolean): Promise<void> {
-    const handle = this.handle;
-    await this.serial.run(() => handle.setFullTraining(on)).catch((e) => {
-      throw fromNative(e);
-    });
+    await this.#channel.call((h) => h.setFullTraining(on));
   }
 
   /** Replaces the weights with those of another HF folder with the same shapes. */
   async loadWeights(dir: string): Promise<void> {
-    const handle = this.handle;
-    await this.serial.run(() => handle.loadWeights(resolve(dir))).catch((e) => {
-      throw fromNative(e);
-    });
+    await this.#channel.call((h) => h.loadWeights(resolve(dir)));
   }
 
   /**
@@ -401,20 +341,13 @@ export class Model {
 
   /** Summed loss and label-token count without gradients (evaluation). */
   async evalLoss(batches: MicroBatch[]): Promise<{ sum: number; tokens: number }> {
-    const handle = this.handle;
     const native = batches.map(toNativeBatch);
-    return this.serial.run(() => handle.evalLoss(native)).catch((e) => {
-      throw fromNative(e);
-    });
+    return this.#channel.call((h) => h.evalLoss(native));
   }
 
   /** Frees the native model (after any call in flight). Safe to call twice. */
   async dispose(): Promise<void> {
-    const handle = this.#native;
-    if (!handle) return;
-    this.#native = undefined;
-    await this.serial.idle();
-    handle.dispose();
+    await this.#channel.dispose();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -8,13 +8,16 @@ import { LorafitError } from '../errors.js';
 
 export type IdArray = Int32Array | BigInt64Array | number[];
 
+// Every options object below is complete: lib/ holds the defaults, bindings/ reads each field
+// with no fallback (a missing one is an E_INPUT contract error).
+
 export interface NativeForwardOptions {
   attentionMask?: IdArray;
   positionIds?: IdArray;
   /** Padding-free / packed: example lengths laid end to end over the rows (see MicroBatch.segmentLengths). */
   segments?: IdArray;
-  lastOnly?: boolean;
-  outputHiddenStates?: boolean;
+  lastOnly: boolean;
+  outputHiddenStates: boolean;
 }
 
 export interface NativeForwardResult {
@@ -46,42 +49,100 @@ export interface NativeSamplingOptions {
   repetitionPenalty: number;
   seed: number;
   eosTokenIds: number[];
-  /** Adapters for this generation; absent: the model's active ones. */
+  /** Adapters for this generation (by name); absent: the model's active ones. */
   adapters?: string[];
 }
 
+export interface NativeAdapterSpec {
+  name: string;
+  rank: number;
+  alpha: number;
+  dropout: number;
+  rslora: boolean;
+  init: string;
+  seed: number;
+  targets: string[];
+}
+
+export interface NativeOptimizerConfig {
+  kind: string;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  momentum: number;
+}
+
+export interface NativeStepOptions {
+  lr: number;
+  maxGradNorm: number;
+  dropoutSeed: number;
+  gradientCheckpointing: boolean;
+}
+
+export interface NativeStepResult {
+  loss: number;
+  tokens: number;
+  gradNorm: number;
+  clipped: boolean;
+  /** false: the loss or gradient norm was not finite and the weights were left unchanged. */
+  applied: boolean;
+  /** When not applied: the first trained tensor that is itself non-finite, else null. */
+  nonFiniteWeight: string | null;
+  /** Optimizer updates applied so far. */
+  step: number;
+}
+
+/** bindings/model_wrap.h: one native CausalLM. */
 export interface NativeModel {
   forward(inputIds: IdArray, shape: number[], options: NativeForwardOptions): Promise<NativeForwardResult>;
   configJson(): string;
   numParameters(): number;
   warnings(): string[];
   parameter(name: string): Promise<{ shape: number[]; data: Float32Array }>;
+  /** One weight converted by libtorch to `dtype`, raw little-endian bytes. */
+  parameterBytes(name: string, dtype: string): Promise<{ shape: number[]; bytes: Uint8Array }>;
   parameterNames(): string[];
   dispose(): void;
   linearNames(): string[];
   setFullTraining(on: boolean): Promise<void>;
   loadWeights(dir: string): Promise<void>;
-  addAdapter(spec: { name: string; rank: number; alpha: number; dropout: number; rslora: boolean; init: string; seed: number; targets: string[] }): Promise<void>;
-  deleteAdapter(name: string): Promise<void>;
-  setActiveAdapters(names: string[]): Promise<void>;
-  adapterState(name: string, grads?: boolean): Promise<NativeNamedTensor[]>;
-  setAdapterState(name: string, entries: NativeNamedTensor[]): Promise<void>;
-  mergeAdapter(name: string, mode: 'merge' | 'unmerge' | 'unload'): Promise<void>;
-  lossAndGrad(batches: NativeMicroBatch[], options: { dropoutSeed: number; gradientCheckpointing?: boolean }): Promise<{ loss: number; tokens: number; gradNorm: number }>;
+  addAdapter(spec: NativeAdapterSpec): Promise<NativeAdapter>;
+  setActiveAdapters(adapters: NativeAdapter[]): Promise<void>;
+  /** adapter null: every base weight (full-parameter training). */
+  createTrainState(adapter: NativeAdapter | null, optimizer: NativeOptimizerConfig): NativeTrainState;
+  lossAndGrad(batches: NativeMicroBatch[], options: { dropoutSeed: number; gradientCheckpointing: boolean }): Promise<{ loss: number; tokens: number; gradNorm: number }>;
   evalLoss(batches: NativeMicroBatch[]): Promise<{ sum: number; tokens: number }>;
-  optimizerStep(
-    name: string,
-    options: { kind: string; lr: number; maxGradNorm: number; beta1: number; beta2: number; eps: number; weightDecay: number; momentum: number },
-  ): Promise<{ gradNorm: number; clipped: boolean; step: number }>;
-  optimizerState(name: string): Promise<{ step: number; entries: NativeNamedTensor[] }>;
-  setOptimizerState(name: string, step: number, entries: NativeNamedTensor[]): Promise<void>;
   storageReport(): Promise<NativeStorageReport>;
   quantization(): { type: 'nf4' | 'int8'; doubleQuant: boolean; blockSize: number; prequantized: boolean } | null;
   /** The bitsandbytes-layout tensors of one NF4-quantized weight; null when it is not quantized. */
   quantizedState(name: string): Promise<{ key: string; dtype: 'U8' | 'F32'; shape: number[]; bytes: Uint8Array }[] | null>;
-  generateStart(ids: IdArray, shape: number[], mask: IdArray | undefined, options: NativeSamplingOptions): Promise<number>;
-  generateNext(session: number, n: number): Promise<{ tokens: number[][]; done: boolean }>;
-  generateEnd(session: number): void;
+  generate(ids: IdArray, shape: number[], mask: IdArray | undefined, options: NativeSamplingOptions): Promise<NativeGeneration>;
+}
+
+/** bindings/adapter_wrap.h: one LoRA adapter attached to a model. */
+export interface NativeAdapter {
+  readonly name: string;
+  state(grads: boolean): Promise<NativeNamedTensor[]>;
+  setState(entries: NativeNamedTensor[]): Promise<void>;
+  merge(mode: 'merge' | 'unmerge' | 'unload'): Promise<void>;
+  combineFrom(parts: { adapter: NativeAdapter; weight: number }[], type: 'linear' | 'cat'): Promise<void>;
+  /** Removes the adapter from the model; idempotent. */
+  delete(): Promise<void>;
+}
+
+/** bindings/train_state_wrap.h: the optimizer state of one training run; step() is a whole optimizer step. */
+export interface NativeTrainState {
+  step(batches: NativeMicroBatch[], options: NativeStepOptions): Promise<NativeStepResult>;
+  state(): Promise<{ step: number; entries: NativeNamedTensor[] }>;
+  setState(step: number, entries: NativeNamedTensor[]): Promise<void>;
+  dispose(): void;
+}
+
+/** bindings/generation_wrap.h: one generation session (KV cache + sampler). */
+export interface NativeGeneration {
+  next(n: number): Promise<{ tokens: number[][]; done: boolean }>;
+  dispose(): void;
 }
 
 export interface NativeStorageReport {
@@ -119,15 +180,17 @@ export interface NativeGgufSource {
 export interface NativeAddon {
   loadModel(
     dir: string,
-    options: { dtype: string; device: string; quantize?: string; doubleQuant?: boolean; blockSize?: number; gguf?: NativeGgufSource },
+    options: { dtype: string; device: string; quantize: string; doubleQuant: boolean; blockSize: number; gguf?: NativeGgufSource },
   ): Promise<NativeModel>;
   /** Decodes `count` values of ggml type `type` (data must hold exactly their bytes); synchronous. */
   ggufDequantize(data: Uint8Array, type: number, count: number): Float32Array;
+  /** config.json text -> Model.config JSON: native/hf_config.cc's reading, transformers' class defaults filled in. */
+  hfConfig(text: string, where: string): string;
   setThreads(n: number): number;
   getThreads(): number;
   cudaAvailable(): boolean;
   /** Benchmarks only: seconds of each of `reps` n x n x n matmuls in `dtype` (after one untimed run). */
-  benchMatmul(n: number, dtype: string, reps: number, device?: string): Promise<number[]>;
+  benchMatmul(n: number, dtype: string, reps: number, device: string): Promise<number[]>;
   torchVersion: string;
 }
 

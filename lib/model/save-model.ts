@@ -3,11 +3,12 @@
 // Written into a temporary folder and renamed: the folder is complete or absent.
 // A model loaded from GGUF has no folder to copy from: its config.json, generation config and
 // tokenizer files are built from the file's metadata (lib/gguf/hf-folder.ts).
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { copyFileSync, existsSync, readFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
 import { optionError } from '../errors.js';
-import { writeFileAtomicSync } from '../util/fs-atomic.js';
+import { writeDirAtomic, writeFileAtomicSync } from '../util/fs-atomic.js';
 import { ggufFolderFiles, type GgufFolderFiles } from '../gguf/hf-folder.js';
+import { channelOf } from './channel.js';
 import type { Dtype, Model } from './model.js';
 import { serializeSafetensors, type StDtype, type StTensor } from '../util/safetensors.js';
 
@@ -49,10 +50,8 @@ export async function saveModel(model: Model, dir: string, options: SaveModelOpt
   if (quantized && dtype !== model.dtype) throw optionError('dtype', `an NF4 save keeps the model's compute dtype ${model.dtype}; got '${dtype}'`);
   const src = model.source;
   const gguf: GgufFolderFiles | undefined = src.format === 'gguf' ? await ggufFolderFiles(src.path, src.hfConfig, model.generationConfig) : undefined;
-  const abs = resolve(dir);
-  const tmp = `${abs}.tmp-${process.pid}-${Date.now()}`;
-  mkdirSync(tmp, { recursive: true });
-  try {
+  const channel = channelOf(model);
+  await writeDirAtomic(dir, async (tmp) => {
     const shards: Map<string, StTensor>[] = [new Map()];
     let shardBytes = 0;
     let total = 0;
@@ -67,12 +66,13 @@ export async function saveModel(model: Model, dir: string, options: SaveModelOpt
     for (const name of model.parameterNames()) {
       // An NF4 weight is several tensors (bitsandbytes layout); they go into one shard together.
       const entries: [string, StTensor][] = [];
-      const qs = quantized ? await model.serial.run(() => model.handle.quantizedState(name)) : null;
+      const qs = quantized ? await channel.call((h) => h.quantizedState(name)) : null;
       if (qs) {
         for (const e of qs) entries.push([e.key, { dtype: e.dtype, shape: e.shape, bytes: e.bytes }]);
       } else {
-        const p = await model.parameter(name);
-        entries.push([name, encode(p.data, p.shape, dtype)]);
+        // converted to `dtype` by libtorch (round to nearest even, as torch's .to())
+        const p = await channel.call((h) => h.parameterBytes(name, dtype));
+        entries.push([name, { dtype: ST_DTYPE[dtype], shape: p.shape, bytes: p.bytes }]);
       }
       const bytes = entries.reduce((n, [, t]) => n + t.bytes.length, 0);
       if (shardBytes > 0 && shardBytes + bytes > maxShard) {
@@ -111,14 +111,7 @@ export async function saveModel(model: Model, dir: string, options: SaveModelOpt
         if (existsSync(join(model.dir, f))) copyFileSync(join(model.dir, f), join(tmp, f));
       }
     }
-    const old = existsSync(abs) ? `${abs}.old-${process.pid}-${Date.now()}` : undefined;
-    if (old) renameSync(abs, old);
-    renameSync(tmp, abs);
-    if (old) rmSync(old, { recursive: true, force: true });
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw e;
-  }
+  });
 }
 
 /** transformers' BitsAndBytesConfig(load_in_4bit=True, ...).to_dict() as save_pretrained writes it. */
@@ -138,56 +131,4 @@ export function bnbQuantizationConfig(computeDtype: Dtype, doubleQuant: boolean)
     load_in_8bit: false,
     quant_method: 'bitsandbytes',
   };
-}
-
-function encode(data: Float32Array, shape: number[], dtype: Dtype): StTensor {
-  if (dtype === 'float32') return { dtype: 'F32', shape, bytes: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
-  const out = new Uint16Array(data.length);
-  const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
-  if (dtype === 'bfloat16') {
-    for (let i = 0; i < bits.length; i++) {
-      const b = bits[i];
-      // round to nearest even; keep NaN a NaN
-      out[i] = (b & 0x7fffffff) > 0x7f800000 ? (b >>> 16) | 0x40 : (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
-    }
-  } else {
-    for (let i = 0; i < data.length; i++) out[i] = toHalf(data[i]);
-  }
-  return { dtype: ST_DTYPE[dtype], shape, bytes: new Uint8Array(out.buffer) };
-}
-
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/** float32 -> IEEE half, round to nearest even (as torch's .half()). */
-function toHalf(v: number): number {
-  f32[0] = v;
-  const x = u32[0];
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    const half = 1 << (shift - 1);
-    let r = mant >>> shift;
-    const rest = mant & ((1 << shift) - 1);
-    if (rest > half || (rest === half && r & 1)) r++;
-    return sign | r;
-  }
-  let r = mant >>> 13;
-  const rest = mant & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && r & 1)) {
-    r++;
-    if (r === 0x400) {
-      r = 0;
-      e++;
-      if (e >= 0x1f) return sign | 0x7c00;
-    }
-  }
-  return sign | (e << 10) | r;
 }

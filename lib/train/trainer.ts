@@ -9,11 +9,14 @@ import { EventEmitter } from 'node:events';
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { renderLossCurveSvg } from '../eval/loss-curve-svg.js';
-import { fromNative, LorafitError } from '../errors.js';
+import { LorafitError } from '../errors.js';
 import { writeFileAtomicSync } from '../util/fs-atomic.js';
-import { LoraAdapter } from '../lora/lora-adapter.js';
+import { LoraAdapter, nativeAdapterOf, PEFT_PREFIX } from '../lora/lora-adapter.js';
 import { defaultLogger, type Logger } from '../util/logger.js';
+import { channelOf } from '../model/channel.js';
+import { toNativeBatch } from '../model/micro-batch.js';
 import type { MicroBatch, Model } from '../model/model.js';
+import type { NativeTrainState } from '../model/native.js';
 import { epochOrder, stepBatches, stepsPerEpoch, type BatchPlan, type Example } from './batches.js';
 import { latestCheckpoint, pruneCheckpoints, readCheckpoint, writeCheckpoint, type TrainerState } from './checkpoint.js';
 import { resolveOptions, serialisableOptions, type ResolvedOptions, type TrainerOptions } from './options.js';
@@ -102,9 +105,12 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     this.log = this.options.logger ?? defaultLogger;
   }
 
-  /** The native optimizer's name: the adapter's, or the whole model's. */
-  private get target(): string {
-    return this.adapter?.name ?? '__full__';
+  /** The optimizer state of the fit() in progress (native: moments, step count). */
+  #trainState: NativeTrainState | undefined;
+
+  /** What the checkpoint's trainer_state.json calls the trained weights. */
+  private get targetName(): string {
+    return this.adapter?.name ?? 'full-model';
   }
 
   get plan(): BatchPlan {
@@ -150,8 +156,19 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         await LoraAdapter.disableAll(this.model);
         await this.model.setFullTraining(true);
       }
+      const o = this.options;
+      const channel = channelOf(this.model);
+      const optimizer = { kind: o.optimizer, beta1: o.adamBeta1, beta2: o.adamBeta2, eps: o.adamEpsilon, weightDecay: o.weightDecay, momentum: o.momentum };
+      const target = this.adapter ? nativeAdapterOf(this.adapter) : null;
+      this.#trainState = channel.own(channel.sync((h) => h.createTrainState(target, optimizer)), this);
       return await this.run(options.resumeFrom);
     } finally {
+      const ts = this.#trainState;
+      this.#trainState = undefined;
+      if (ts && !this.model.disposed) {
+        ts.dispose();  // the moments are freed now, not at GC
+        channelOf(this.model).release(ts);
+      }
       if (this.options.fullParameter && !this.model.disposed) await this.model.setFullTraining(false);
       this.running = false;
     }
@@ -173,7 +190,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       evalsWithoutImprovement: 0,
       history: [],
       options: serialisableOptions(o),
-      adapterName: this.target,
+      adapterName: this.targetName,
     };
     await this.adapter?.activate();
     if (resumeFrom) state = await this.resume(resumeFrom, outputDir);
@@ -195,13 +212,16 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       }
       const batches = stepBatches(this.trainData, order, state.stepInEpoch, this.plan, o.padTokenId);
       const t0 = Date.now();
-      const r = await this.model.lossAndGrad(batches, { dropoutSeed: mixSeed(o.seed, state.globalStep, 0xd409), gradientCheckpointing: o.gradientCheckpointing });
-      if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
+      const lr = learningRateAt(state.globalStep, { base: o.learningRate, scheduler: o.lrScheduler, warmupSteps: warmup, totalSteps: total });
+      // The whole optimizer step (micro-batches, one gradient-norm pass, non-finite check,
+      // clipping, update) is this one native call.
+      const r = await this.step(batches, lr, mixSeed(o.seed, state.globalStep, 0xd409));
+      if (!r.applied) {
         const reason = `non-finite ${Number.isFinite(r.loss) ? 'gradient norm' : 'loss'} (loss ${r.loss}, grad norm ${r.gradNorm}) at step ${state.globalStep + 1}`;
         if (o.onNonFinite === 'error') throw new LorafitError('E_NON_FINITE', `${reason}; training stopped, the adapter keeps its last finite weights (onNonFinite: 'skip' skips such steps)`);
         skipsInARow += 1;
         // Weights an update has overflowed make every later step non-finite: skipping cannot help.
-        const bad = await this.nonFiniteWeight();
+        const bad = r.nonFiniteWeight && this.adapter ? PEFT_PREFIX + r.nonFiniteWeight : r.nonFiniteWeight;
         if (bad) {
           throw new LorafitError('E_NON_FINITE', `${reason}, and the trained weight ${bad} is itself non-finite (an earlier update overflowed it), so no later step can be finite; training stopped (lower learningRate, or clip with maxGradNorm)`);
         }
@@ -215,8 +235,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         continue;
       }
       skipsInARow = 0;
-      const lr = learningRateAt(state.globalStep, { base: o.learningRate, scheduler: o.lrScheduler, warmupSteps: warmup, totalSteps: total });
-      const step = await this.optimizerStep(lr);
+      const step = r;
       state.globalStep += 1;
       state.stepInEpoch += 1;
       lastLoss = r.loss;
@@ -302,39 +321,16 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     return event;
   }
 
-  /** The first trained tensor holding a NaN/inf (adapter weights only; null for full-parameter training, which is not scanned). */
-  private async nonFiniteWeight(): Promise<string | null> {
-    if (!this.adapter) return null;
-    for (const [key, t] of await this.adapter.tensors()) {
-      for (let i = 0; i < t.data.length; i++) if (!Number.isFinite(t.data[i])) return key;
-    }
-    return null;
-  }
-
-  private async optimizerStep(lr: number): Promise<{ gradNorm: number; clipped: boolean }> {
+  private async step(batches: MicroBatch[], lr: number, dropoutSeed: number) {
     const o = this.options;
-    const handle = this.model.handle;
-    return this.model.serial
-      .run(() =>
-        handle.optimizerStep(this.target, {
-          kind: o.optimizer,
-          lr,
-          maxGradNorm: o.maxGradNorm,
-          beta1: o.adamBeta1,
-          beta2: o.adamBeta2,
-          eps: o.adamEpsilon,
-          weightDecay: o.weightDecay,
-          momentum: o.momentum,
-        }),
-      )
-      .catch((e) => {
-        throw fromNative(e);
-      });
+    const ts = this.#trainState!;
+    const native = batches.map(toNativeBatch);
+    return channelOf(this.model).call(() => ts.step(native, { lr, maxGradNorm: o.maxGradNorm, dropoutSeed, gradientCheckpointing: o.gradientCheckpointing }));
   }
 
   private async checkpoint(state: TrainerState, outputDir: string, best: boolean): Promise<string> {
-    const handle = this.model.handle;
-    const optimizer = await this.model.serial.run(() => handle.optimizerState(this.target));
+    const ts = this.#trainState!;
+    const optimizer = await channelOf(this.model).call(() => ts.state());
     const name = join(outputDir, `checkpoint-${state.globalStep}`);
     if (best) state.bestCheckpoint = name;
     const adapter = this.adapter;
@@ -364,16 +360,12 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     } else {
       await this.model.loadWeights(ck.modelDir);
     }
-    const handle = this.model.handle;
+    const ts = this.#trainState!;
     const prefix = 'base_model.model.';
     const entries = ck.optimizer.entries.map((e) => ({ ...e, key: e.key.startsWith(prefix) ? e.key.slice(prefix.length) : e.key }));
-    if (entries.length) {
-      await this.model.serial.run(() => handle.setOptimizerState(this.target, ck.optimizer.step, entries)).catch((e) => {
-        throw fromNative(e);
-      });
-    }
+    if (entries.length) await channelOf(this.model).call(() => ts.setState(ck.optimizer.step, entries));
     this.log.info({ dir, step: ck.state.globalStep }, 'resumed');
-    return { ...ck.state, options: serialisableOptions(this.options), adapterName: this.target };
+    return { ...ck.state, options: serialisableOptions(this.options), adapterName: this.targetName };
   }
 
   private async abort(state: TrainerState, outputDir?: string): Promise<never> {

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOpenAiServer, type OpenAiServerOptions } from '../../lib/cli/openai-server.js';
+import { channelOf } from '../../lib/model/channel.js';
 import { Model } from '../../lib/model/model.js';
 import { Tokenizer } from '../../lib/text/tokenizer.js';
 import { makeTinyQwen3Model } from '../helpers/tiny-qwen3.js';
@@ -104,7 +105,7 @@ describe('serve limits', () => {
 
   it('answers 503 when maxQueue requests already wait; a waiting client that leaves frees its place', async () => {
     let release!: () => void;
-    const blocked = model.serial.run(() => new Promise<void>((r) => (release = r)));  // hold the model
+    const blocked = channelOf(model).call(() => new Promise<void>((r) => (release = r)));  // hold the model
     const ask = (init: RequestInit = {}) => post(url, { model: 'tiny', prompt: 'The moon is', max_tokens: 2, temperature: 0 }, init);
     const first = ask();
     await until(async () => (await health()).running === 1, 'the first request to run');

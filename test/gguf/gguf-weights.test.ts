@@ -22,6 +22,8 @@ const dir = scratchDir('gguf-weights');
 let tiny: Tiny;
 let source: NativeGgufSource;
 const IDS = [1, 5, 9, 17, 33, 65, 2, 90, 4, 4, 7, 60];
+// the native baton takes complete options (lib/ holds the defaults)
+const NO_OPTIONS = { lastOnly: false, outputHiddenStates: false };
 
 // Every test awaits the reference, so a missing Python fails each one with its message (a
 // throwing beforeAll would only mark them skipped).
@@ -73,7 +75,7 @@ describe('GGUF weights of a small Llama', () => {
     await using2(loadGguf(tiny.gguf, source), loadFolder(tiny.hf), async (g, h) => {
       expect(await sameWeights(g, h)).toEqual([]);
       expect(g.warnings()).toEqual([]);
-      const [x, y] = [await g.forward(IDS, [2, 6], {}), await h.forward(IDS, [2, 6], {})];
+      const [x, y] = [await g.forward(IDS, [2, 6], NO_OPTIONS), await h.forward(IDS, [2, 6], NO_OPTIONS)];
       expect(bitsDiffer(x.logits, y.logits)).toBeUndefined();
     });
   });
@@ -187,7 +189,7 @@ describe('corrupt GGUF tensor tables', () => {
   it('after all that the process is fine: a good load still matches', async () => {
     await setup();
     await using2(loadGguf(tiny.gguf, source), loadFolder(tiny.hf), async (g, h) => {
-      const [x, y] = [await g.forward(IDS, [2, 6], {}), await h.forward(IDS, [2, 6], {})];
+      const [x, y] = [await g.forward(IDS, [2, 6], NO_OPTIONS), await h.forward(IDS, [2, 6], NO_OPTIONS)];
       expect(bitsDiffer(x.logits, y.logits)).toBeUndefined();
     });
   });

@@ -69,7 +69,7 @@ export async function loadGguf(
   options: { dtype?: string; quantize?: string } = {},
 ): Promise<NativeModel> {
   try {
-    return await native().loadModel(path, { dtype: options.dtype ?? 'float32', device: 'cpu', quantize: options.quantize, gguf });
+    return await native().loadModel(path, { dtype: options.dtype ?? 'float32', device: 'cpu', quantize: options.quantize ?? 'none', doubleQuant: true, blockSize: 64, gguf });
   } catch (e) {
     throw fromNative(e);
   }
@@ -77,7 +77,7 @@ export async function loadGguf(
 
 export async function loadFolder(dir: string, options: { dtype?: string; quantize?: string } = {}): Promise<NativeModel> {
   try {
-    return await native().loadModel(dir, { dtype: options.dtype ?? 'float32', device: 'cpu', quantize: options.quantize });
+    return await native().loadModel(dir, { dtype: options.dtype ?? 'float32', device: 'cpu', quantize: options.quantize ?? 'none', doubleQuant: true, blockSize: 64 });
   } catch (e) {
     throw fromNative(e);
   }

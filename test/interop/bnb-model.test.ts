@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { channelOf } from '../../lib/model/channel.js';
 import { Model } from '../../lib/model/model.js';
 import { fromInt64, readSafetensors, toFloat32, writeSafetensors } from '../../lib/util/safetensors.js';
 import { Golden, HF, maxAbsDiff, maxAbsDiffMasked } from '../helpers/golden.js';
@@ -82,8 +83,8 @@ describe.each(['llama', 'qwen2'] as const)('%s NF4 checkpoints and bitsandbytes'
     await using mine = await Model.load(join(HF, arch, 'model'), { quantize: 'nf4' });
     let absmaxMismatch = 0, absmaxTotal = 0;
     for (const name of model.parameterNames().filter((n) => n.endsWith('_proj.weight'))) {
-      const a = (await model.handle.quantizedState(name))!;
-      const b = (await mine.handle.quantizedState(name))!;
+      const a = (await channelOf(model).call((h) => h.quantizedState(name)))!;
+      const b = (await channelOf(mine).call((h) => h.quantizedState(name)))!;
       expect(Buffer.compare(Buffer.from(a[0].bytes), Buffer.from(b[0].bytes)), `${name} packed codes`).toBe(0);
       const qa = a.find((e) => e.key.endsWith('.absmax'))!.bytes, qb = b.find((e) => e.key.endsWith('.absmax'))!.bytes;
       for (let i = 0; i < qa.length; i++) if (Math.abs(qa[i] - qb[i]) > 0) absmaxMismatch += Math.abs(qa[i] - qb[i]) === 1 ? 1 : 1000;

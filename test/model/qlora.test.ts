@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeModel } from '../../bench/make-model.js';
 import { LoraAdapter } from '../../lib/lora/lora-adapter.js';
+import { channelOf } from '../../lib/model/channel.js';
 import { Model } from '../../lib/model/model.js';
 import { native } from '../../lib/model/native.js';
 import { readSafetensors, serializeSafetensors, type StTensor } from '../../lib/util/safetensors.js';
@@ -233,8 +234,8 @@ describe('the bitsandbytes checkpoint layout', () => {
     await using back = await Model.load(out);
     expect(back.quantization).toEqual({ type: 'nf4', doubleQuant: true, blockSize: 64, prequantized: true });
     for (const name of m.parameterNames().filter((n) => n.endsWith('_proj.weight'))) {
-      const a = await m.handle.quantizedState(name);
-      const b = await back.handle.quantizedState(name);
+      const a = await channelOf(m).call((h) => h.quantizedState(name));
+      const b = await channelOf(back).call((h) => h.quantizedState(name));
       expect(b!.map((e) => [e.key, e.dtype, e.shape])).toEqual(a!.map((e) => [e.key, e.dtype, e.shape]));
       for (let i = 0; i < a!.length; i++) expect(Buffer.compare(Buffer.from(a![i].bytes), Buffer.from(b![i].bytes))).toBe(0);
     }
@@ -314,7 +315,7 @@ describe('bad input', () => {
     await expect(Model.load(dir, { doubleQuant: false })).rejects.toMatchObject({ code: 'E_OPTION', message: /option 'doubleQuant'/ });
     await expect(Model.load(dir, { quantize: 'nf4', dtype: 'float32', computeDtype: 'bfloat16' })).rejects.toMatchObject({ code: 'E_OPTION', message: /option 'computeDtype'/ });
     // the native layer checks too (for callers that bypass lib/)
-    expect(() => native().loadModel(dir, { dtype: 'float32', device: 'cpu', quantize: 'q4_0' })).toThrow(expect.objectContaining({ code: 'E_OPTION', message: expect.stringMatching(/option 'quantize'/) }));
+    expect(() => native().loadModel(dir, { dtype: 'float32', device: 'cpu', quantize: 'q4_0', doubleQuant: true, blockSize: 64 })).toThrow(expect.objectContaining({ code: 'E_OPTION', message: expect.stringMatching(/option 'quantize'/) }));
   });
 
   it('refuses full-parameter training and loadWeights on a quantized base (E_QUANTIZED)', async () => {

@@ -1,0 +1,91 @@
+#include "train_state.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "error.h"
+#include "lora_adapter.h"
+#include "safetensors.h"
+
+namespace lorafit {
+
+TrainState::TrainState(std::string target, OptimizerConfig config) : target_(std::move(target)), config_(std::move(config)) {
+  if (config_.kind != "adamw" && config_.kind != "sgd")
+    throw Error("E_OPTION", "option 'optimizer' must be 'adamw' or 'sgd', got '" + config_.kind + "'");
+}
+
+std::vector<std::pair<std::string, at::Tensor>> TrainState::trainables(CausalLM& model) const {
+  if (target_.empty()) {
+    if (!model.full_training()) throw Error("E_OPTION", "full-parameter training state on a model that is not in full-training mode");
+    return model.named_parameters();
+  }
+  auto& active = model.active_adapters();
+  if (std::find(active.begin(), active.end(), target_) == active.end())
+    throw Error("E_ADAPTER", "adapter '" + target_ + "' is not active; activate() it before training");
+  return adapter_tensors(model, target_);
+}
+
+TrainStepResult TrainState::step(CausalLM& model, const std::vector<MicroBatch>& batches, const TrainStepOptions& o) {
+  auto named = trainables(model);
+  std::vector<at::Tensor> params;
+  params.reserve(named.size());
+  for (auto& [key, t] : named) params.push_back(t);
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(o.dropout_seed);
+  const StepResult r = accumulate_gradients(model, batches, params, gen, o.gradient_checkpointing);
+  TrainStepResult out;
+  out.loss = r.loss;
+  out.tokens = r.tokens;
+  out.grad_norm = r.grad_norm;
+  out.step = state_.step;
+  if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm)) {
+    // Skipped by the caller's policy; say whether the weights themselves have overflowed, since
+    // then no later step can be finite either.
+    at::NoGradGuard no_grad;
+    for (auto& [key, t] : named)
+      if (!at::isfinite(t).all().item<bool>()) {
+        out.non_finite_weight = key;
+        break;
+      }
+    return out;
+  }
+  const StepStats s = optimizer_step(params, state_, config_, o.lr, o.max_grad_norm, r.grad_norm);
+  out.clipped = s.clipped;
+  out.applied = true;
+  out.step = state_.step;
+  return out;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> TrainState::entries(CausalLM& model) const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  if (state_.exp_avg.empty()) return out;
+  auto keys = trainables(model);
+  for (size_t i = 0; i < keys.size() && i < state_.exp_avg.size(); ++i) {
+    out.emplace_back(keys[i].first + ".exp_avg", state_.exp_avg[i].to(at::kCPU, at::kFloat).contiguous());
+    if (i < state_.exp_avg_sq.size()) out.emplace_back(keys[i].first + ".exp_avg_sq", state_.exp_avg_sq[i].to(at::kCPU, at::kFloat).contiguous());
+  }
+  return out;
+}
+
+void TrainState::restore(CausalLM& model, int64_t step, const std::map<std::string, at::Tensor>& values) {
+  OptimizerState state;
+  state.step = step;
+  const bool has_sq = config_.kind == "adamw";
+  for (auto& [key, t] : trainables(model)) {
+    auto find = [&](const std::string& k) {
+      auto it = values.find(k);
+      if (it == values.end()) throw Error("E_CHECKPOINT", "optimizer state lacks '" + k + "'");
+      if (it->second.sizes() != t.sizes())
+        throw Error("E_SHAPE", "optimizer state '" + k + "' has shape " + shape_string(it->second.sizes()) + " but the tensor has " +
+                                   shape_string(t.sizes()));
+      return it->second.to(t.device(), t.scalar_type()).clone();  // as optimizer_step creates them: zeros_like(param)
+    };
+    state.exp_avg.push_back(find(key + ".exp_avg"));
+    if (has_sq) state.exp_avg_sq.push_back(find(key + ".exp_avg_sq"));
+  }
+  state_ = std::move(state);
+}
+
+}  // namespace lorafit
