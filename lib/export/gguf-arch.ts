@@ -1,7 +1,9 @@
 // What llama.cpp needs to know about each supported HF architecture: the GGUF architecture name,
 // config.json defaults (HF omits values equal to the class default), HF -> GGUF tensor names, and
 // the llama q/k row permutation (convert_hf_to_gguf.py's LlamaModel.permute).
-import { LorafitError } from '../errors.js';
+import { fromNative, LorafitError } from '../errors.js';
+import type { ModelConfig } from '../model/model.js';
+import { native } from '../model/native.js';
 import { qkPermuteHeads, toGgufName, type GgufArch } from '../gguf/tensor-names.js';
 
 export type HfArch = 'llama' | 'mistral' | 'qwen2' | 'gemma' | 'gemma2';
@@ -31,70 +33,65 @@ export interface ArchConfig {
   padTokenId: number | null;
 }
 
-interface Defaults {
-  ggufArch: GgufArch;
-  rmsNormEps: number;
-  ropeTheta: number;
-  maxPositions: number;
-  tie: boolean;
-  headDim?: number;
-}
+// The GGUF architecture of each HF model_type (llama.cpp runs Mistral as llama).
+const GGUF_ARCH: Record<HfArch, GgufArch> = { llama: 'llama', mistral: 'llama', qwen2: 'qwen2', gemma: 'gemma', gemma2: 'gemma2' };
 
-// transformers' config class defaults (the values config.json omits).
-const DEFAULTS: Record<HfArch, Defaults> = {
-  llama: { ggufArch: 'llama', rmsNormEps: 1e-6, ropeTheta: 10000, maxPositions: 2048, tie: false },
-  mistral: { ggufArch: 'llama', rmsNormEps: 1e-6, ropeTheta: 10000, maxPositions: 4096 * 32, tie: false },
-  qwen2: { ggufArch: 'qwen2', rmsNormEps: 1e-6, ropeTheta: 10000, maxPositions: 32768, tie: false },
-  gemma: { ggufArch: 'gemma', rmsNormEps: 1e-6, ropeTheta: 10000, maxPositions: 8192, tie: true, headDim: 256 },
-  gemma2: { ggufArch: 'gemma2', rmsNormEps: 1e-6, ropeTheta: 10000, maxPositions: 8192, tie: true, headDim: 256 },
-};
-
+/**
+ * The architecture of a config.json. Values config.json omits take transformers' class defaults
+ * as native/hf_config.cc fills them in (the one table of them, the same reading Model.load uses).
+ */
 export function parseArchConfig(config: Record<string, unknown>, file: string): ArchConfig {
   const modelType = String(config.model_type ?? '');
-  if (!(modelType in DEFAULTS)) {
+  if (!(modelType in GGUF_ARCH)) {
     throw new LorafitError(
       'E_EXPORT',
-      `${file}: model_type '${modelType}' cannot be exported to GGUF (supported: ${Object.keys(DEFAULTS).join(', ')})`,
+      `${file}: model_type '${modelType}' cannot be exported to GGUF (supported: ${Object.keys(GGUF_ARCH).join(', ')})`,
     );
   }
   const hfArch = modelType as HfArch;
-  const d = DEFAULTS[hfArch];
-  const num = (key: string, def?: number): number => {
-    const v = config[key];
-    if (typeof v === 'number') return v;
-    if (def !== undefined) return def;
-    throw new LorafitError('E_EXPORT', `${file}: '${key}' is missing`);
-  };
-  const optNum = (key: string, def: number | null): number | null => {
-    const v = config[key];
-    return typeof v === 'number' ? v : v === null ? null : def;
-  };
-  const hiddenSize = num('hidden_size');
-  const numHeads = num('num_attention_heads');
+  // GGUF carries rope scalings training here does not run (yarn, ...): the scaling goes to the
+  // GGUF as written; only rope_theta is read through the native table.
+  const rs = (config.rope_scaling ?? config.rope_parameters ?? null) as Record<string, unknown> | null;
+  const base: Record<string, unknown> = { ...config };
+  delete base.rope_scaling;
+  delete base.rope_parameters;
+  if (rs && typeof rs === 'object' && typeof rs.rope_theta === 'number') base.rope_theta = rs.rope_theta;
+  let c: ModelConfig;
+  try {
+    c = JSON.parse(native().hfConfig(JSON.stringify(base), file)) as ModelConfig;
+  } catch (e) {
+    const err = fromNative(e);
+    throw new LorafitError('E_EXPORT', err.message, { cause: err });
+  }
   const isGemma2 = hfArch === 'gemma2';
-  const rs = config.rope_scaling;
+  const scaled = rs && typeof rs === 'object' && String(rs.rope_type ?? rs.type ?? 'default') !== 'default';
   return {
     hfArch,
-    ggufArch: d.ggufArch,
-    vocabSize: num('vocab_size'),
-    hiddenSize,
-    intermediateSize: num('intermediate_size'),
-    numLayers: num('num_hidden_layers'),
-    numHeads,
-    numKvHeads: num('num_key_value_heads', numHeads),
-    headDim: num('head_dim', d.headDim ?? hiddenSize / numHeads),
-    contextLength: num('max_position_embeddings', d.maxPositions),
-    ropeTheta: num('rope_theta', d.ropeTheta),
-    rmsNormEps: num('rms_norm_eps', d.rmsNormEps),
-    tieWordEmbeddings: typeof config.tie_word_embeddings === 'boolean' ? config.tie_word_embeddings : d.tie,
-    ropeScaling: rs && typeof rs === 'object' ? (rs as Record<string, unknown>) : null,
-    attnLogitSoftcapping: isGemma2 ? optNum('attn_logit_softcapping', 50.0) : null,
-    finalLogitSoftcapping: isGemma2 ? optNum('final_logit_softcapping', 30.0) : null,
-    slidingWindow: isGemma2 ? optNum('sliding_window', 4096) : null,
+    ggufArch: GGUF_ARCH[hfArch],
+    vocabSize: c.vocabSize,
+    hiddenSize: c.hiddenSize,
+    intermediateSize: c.intermediateSize,
+    numLayers: c.numHiddenLayers,
+    numHeads: c.numAttentionHeads,
+    numKvHeads: c.numKeyValueHeads,
+    headDim: c.headDim,
+    contextLength: c.maxPositionEmbeddings,
+    ropeTheta: c.ropeTheta,
+    rmsNormEps: c.rmsNormEps,
+    tieWordEmbeddings: c.tieWordEmbeddings,
+    ropeScaling: scaled ? rs : null,
+    attnLogitSoftcapping: isGemma2 ? nullIfOff(c.attnLogitSoftcapping) : null,
+    finalLogitSoftcapping: isGemma2 ? nullIfOff(c.finalLogitSoftcapping) : null,
+    slidingWindow: isGemma2 ? nullIfOff(c.slidingWindow) : null,
     bosTokenId: firstId(config.bos_token_id),
     eosTokenId: firstId(config.eos_token_id),
     padTokenId: firstId(config.pad_token_id),
   };
+}
+
+/** native uses 0 for "off" (no soft-cap, no window); GGUF leaves the key out then. */
+function nullIfOff(v: number): number | null {
+  return v > 0 ? v : null;
 }
 
 function firstId(v: unknown): number | null {

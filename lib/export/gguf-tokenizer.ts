@@ -9,17 +9,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LorafitError } from '../errors.js';
 import { Tokenizer } from '../text/tokenizer.js';
+import { TokenType } from '../gguf/token-type.js';
 import { GgufValueType, type GgufWriter } from './gguf-writer.js';
 
-/** llama.cpp's llama_token_type. */
-export enum TokenType {
-  NORMAL = 1,
-  UNKNOWN = 2,
-  CONTROL = 3,
-  USER_DEFINED = 4,
-  UNUSED = 5,
-  BYTE = 6,
-}
+export { TokenType };
 
 export interface TokenizerExportOptions {
   /** Rows of the model's embedding; default: the tokenizer's own size. */

@@ -26,7 +26,7 @@
 // - llama.cpp treats CONTROL tokens in a byte-level vocabulary whatever their spelling; transformers
 //   skips those that use characters outside the byte alphabet (a mislabel), and so do we.
 import { LorafitDataError } from '../data/errors.js';
-import { TokenType } from '../export/gguf-tokenizer.js';
+import { TokenType } from './token-type.js';
 import { metaBool, metaNumber, metaNumbers, metaString, metaStrings, type GgufFile } from './reader.js';
 
 export const GGUF_TOKENIZER_MODELS = ['gpt2', 'llama', 'gemma4'] as const;
