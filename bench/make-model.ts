@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { packageRoot } from '../lib/model/native.js';
 import { readSafetensors, serializeSafetensors, toFloat32, type StTensor } from '../lib/util/safetensors.js';
 import { parseArgs } from './common.js';
+import { floatToBf16 } from '../lib/util/float16.js';
 
 export interface QwenShape {
   hidden: number;
@@ -131,13 +132,9 @@ export class Normal {
   }
 }
 
-/** float32 -> bf16 bits, round to nearest even (values here are finite). */
+/** float32 -> bf16 bits, round to nearest even (the library's one codec, lib/util/float16.ts). */
 export function toBf16(src: Float32Array, dst: Uint16Array): void {
-  const u = new Uint32Array(src.buffer, src.byteOffset, src.length);
-  for (let i = 0; i < u.length; i++) {
-    const x = u[i];
-    dst[i] = (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
-  }
+  for (let i = 0; i < src.length; i++) dst[i] = floatToBf16(src[i]);
 }
 
 const CHUNK = 1 << 20;  // values per generated chunk (even, so Box-Muller pairs never straddle chunks)
