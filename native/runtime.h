@@ -12,6 +12,9 @@ namespace lorafit {
 // whose freed middles are never returned: training peak RSS grew ~200 MB per layer (bf16).
 // MALLOC_ARENA_MAX in the environment wins.
 void configure_allocator();
+// Returns the allocator's free pages to the OS (glibc malloc_trim): called after each training
+// step, whose activations are freed all at once.
+void release_free_memory();
 
 // Threads for libtorch's intra-op pool (and OpenBLAS when libtorch uses it). n <= 0: all cores.
 void set_threads(int n);

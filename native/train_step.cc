@@ -6,6 +6,7 @@
 
 #include "error.h"
 #include "loss.h"
+#include "runtime.h"
 
 namespace lorafit {
 
@@ -99,6 +100,7 @@ std::pair<double, int64_t> evaluate_loss(CausalLM& model, const std::vector<Micr
     sum += loss_sum.item<double>();
     tokens += n;
   }
+  release_free_memory();  // see TrainState::step
   return {sum, tokens};
 }
 
