@@ -47,6 +47,7 @@ Napi::Value ModelWrap::AddAdapter(const Napi::CallbackInfo& info) {
   spec.init = GetString(o, "init");
   spec.seed = static_cast<uint64_t>(GetNumber(o, "seed"));
   spec.targets = GetStringList(o, "targets");
+  spec.use_dora = GetBool(o, "useDora");
   return PromiseWorker::Start(
       env,
       [model, spec] {
@@ -99,6 +100,7 @@ Napi::Value ModelWrap::CreateTrainState(const Napi::CallbackInfo& info) {
   config.eps = GetNumber(o, "eps");
   config.weight_decay = GetNumber(o, "weightDecay");
   config.momentum = GetNumber(o, "momentum");
+  config.lora_b_lr_ratio = GetNumber(o, "loraBLrRatio");
   std::shared_ptr<lorafit::TrainState> state;
   GuardNative(env, [&] { state = std::make_shared<lorafit::TrainState>(target, config); });
   return TrainStateWrap::New(env, Value(), state);

@@ -57,6 +57,13 @@ void add_adapter(CausalLM& model, const LoraSpec& s) {
     w.B = w.B.to(model.device(), s.dtype).set_requires_grad(true);
     w.scaling = lora_scaling(s);
     w.dropout = s.dropout;
+    if (s.use_dora) {
+      // PEFT's DoraLinearLayer.update_layer: m = ||W + scaling B A|| per output row (W dequantized
+      // for a quantized base), in fp32 like the LoRA weights
+      at::Tensor lora_weight = at::matmul(w.B, w.A);
+      w.magnitude = dora_weight_norm(lin->dense_weight().to(w.A.device()), lora_weight, w.scaling).to(at::kFloat).contiguous();
+      w.magnitude.set_requires_grad(true);
+    }
     made.emplace_back(lin, std::move(w));
   }
   for (auto& [lin, w] : made) lin->adapters()[s.name] = std::move(w);
@@ -81,6 +88,8 @@ std::vector<std::pair<std::string, at::Tensor>> adapter_tensors(CausalLM& model,
     if (it == lin->adapters().end()) continue;
     out.emplace_back(path + ".lora_A.weight", it->second.A);
     out.emplace_back(path + ".lora_B.weight", it->second.B);
+    // PEFT's file key for DoRA's magnitude (its parameter lora_magnitude_vector.<name>.weight)
+    if (it->second.magnitude.defined()) out.emplace_back(path + ".lora_magnitude_vector", it->second.magnitude);
   }
   if (out.empty()) throw Error("E_ADAPTER", "no adapter named '" + name + "'");
   return out;
@@ -131,6 +140,7 @@ void combine_adapters(CausalLM& model, const std::string& target, const std::vec
     for (const auto& part : parts) {
       auto it = lin->adapters().find(part.adapter);
       if (it == lin->adapters().end()) throw Error("E_ADAPTER", "combine: adapter '" + part.adapter + "' does not target " + path);
+      if (it->second.magnitude.defined()) throw Error("E_ADAPTER", "combine: '" + part.adapter + "' is a DoRA adapter; DoRA adapters cannot be combined (as in PEFT)");
       const double ws = part.weight * it->second.scaling;
       if (type == "linear") {
         // sqrt(|w s|) on both sides and the sign on A only, as PEFT: a negative weight subtracts

@@ -23,6 +23,7 @@ struct LoraSpec {
   std::vector<std::string> targets;  // module paths, e.g. model.layers.0.self_attn.q_proj
   std::string init;                  // "kaiming" (PEFT default) | "gaussian" | "none" (A and B zero)
   uint64_t seed = 0;
+  bool use_dora = false;             // DoRA: a magnitude vector per module, initialised to ||W + scaling B A||_row
   at::ScalarType dtype = at::kFloat; // LoRA weights stay fp32 under a bf16 base, as PEFT keeps them
 };
 

@@ -22,7 +22,15 @@ struct LoraWeights {
   double scaling = 1.0;  // alpha / r, or alpha / sqrt(r) for rsLoRA
   double dropout = 0.0;
   bool merged = false;   // its delta is folded into the base weight
+  // DoRA (PEFT's use_dora): the trained magnitude m [out], fp32; undefined for plain LoRA. The
+  // layer computes m / ||W + scaling B A||_row * (W + scaling B A) x, the norm detached.
+  at::Tensor magnitude;
+  at::Tensor merged_factor;  // DoRA, while merged: m / norm at merge time [out] (unmerge divides it out)
 };
+
+// DoRA's row norm ||W + scaling * lora_weight||_2 over each output row: [out, in] -> [out]
+// (PEFT's DoraLinearLayer.get_weight_norm).
+at::Tensor dora_weight_norm(const at::Tensor& weight, const at::Tensor& lora_weight, double scaling);
 
 class LoraLinear {
  public:
@@ -60,6 +68,7 @@ class LoraLinear {
   void unmerge(const std::string& adapter);
 
  private:
+  at::Tensor dora_output(const LoraWeights& a, const at::Tensor& h, const at::Tensor& y, bool dropped) const;
   at::Tensor weight_;
   std::shared_ptr<const QuantizedWeight> quant_;
   at::Tensor bias_;

@@ -8,8 +8,9 @@
 
 namespace lorafit {
 
-StepStats optimizer_step(std::vector<at::Tensor>& params, OptimizerState& state, const OptimizerConfig& c, double lr,
-                         double max_grad_norm, double grad_norm) {
+StepStats optimizer_step(std::vector<at::Tensor>& params, OptimizerState& state, const OptimizerConfig& c, double base_lr,
+                         double max_grad_norm, double grad_norm, const std::vector<double>& lr_scale) {
+  if (!lr_scale.empty() && lr_scale.size() != params.size()) throw Error("E_OPTIMIZER", "one learning-rate scale per trainable tensor");
   at::NoGradGuard no_grad;
   StepStats stats;
   stats.grad_norm = grad_norm;
@@ -34,6 +35,7 @@ StepStats optimizer_step(std::vector<at::Tensor>& params, OptimizerState& state,
   for (size_t i = 0; i < params.size(); ++i) {
     at::Tensor& p = params[i];
     if (!p.grad().defined()) continue;
+    const double lr = lr_scale.empty() ? base_lr : base_lr * lr_scale[i];
     const at::Tensor& g = p.grad();
     if (c.kind == "adamw") {
       if (c.weight_decay != 0) p.mul_(1 - lr * c.weight_decay);

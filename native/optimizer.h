@@ -15,6 +15,8 @@ struct OptimizerConfig {
   double beta1 = 0, beta2 = 0, eps = 0;
   double weight_decay = 0;
   double momentum = 0;         // sgd
+  // LoRA+ (PEFT's loraplus_lr_ratio): the lora_B tensors learn at lr x this; 1: plain LoRA
+  double lora_b_lr_ratio = 0;
 };
 
 struct OptimizerState {
@@ -31,7 +33,8 @@ struct StepStats {
 // Clips the gradients of `params` to max_grad_norm (<= 0: no clipping) and applies one update
 // with learning rate `lr`. `grad_norm` is the gradients' L2 norm, computed once by the caller
 // (accumulate_gradients). Creates the state on the first call.
+// lr_scale[i] multiplies lr for params[i] (LoRA+ groups); empty: 1 for all.
 StepStats optimizer_step(std::vector<at::Tensor>& params, OptimizerState& state, const OptimizerConfig& config, double lr,
-                         double max_grad_norm, double grad_norm);
+                         double max_grad_norm, double grad_norm, const std::vector<double>& lr_scale = {});
 
 }  // namespace lorafit

@@ -16,6 +16,8 @@ namespace lorafit {
 TrainState::TrainState(std::string target, OptimizerConfig config) : target_(std::move(target)), config_(std::move(config)) {
   if (config_.kind != "adamw" && config_.kind != "sgd")
     throw Error("E_OPTION", "option 'optimizer' must be 'adamw' or 'sgd', got '" + config_.kind + "'");
+  if (!(config_.lora_b_lr_ratio > 0)) throw Error("E_OPTION", "option 'loraplusLrRatio' must be a positive number");
+  if (target_.empty() && config_.lora_b_lr_ratio != 1) throw Error("E_OPTION", "option 'loraplusLrRatio' applies to LoRA adapters, not to full-parameter training");
 }
 
 std::vector<std::pair<std::string, at::Tensor>> TrainState::trainables(CausalLM& model) const {
@@ -55,7 +57,16 @@ TrainStepResult TrainState::step(CausalLM& model, const std::vector<MicroBatch>&
       }
     return out;
   }
-  const StepStats s = optimizer_step(params, state_, config_, o.lr, o.max_grad_norm, r.grad_norm);
+  // LoRA+ (PEFT's create_loraplus_optimizer): lora_B and every 1-D tensor (DoRA's magnitudes)
+  // form the group at lr x ratio; lora_A stays at lr
+  std::vector<double> lr_scale;
+  if (config_.lora_b_lr_ratio != 1) {
+    for (auto& [key, t] : named) {
+      const bool b_group = t.dim() == 1 || (key.size() >= 14 && key.compare(key.size() - 14, 14, ".lora_B.weight") == 0);
+      lr_scale.push_back(b_group ? config_.lora_b_lr_ratio : 1.0);
+    }
+  }
+  const StepStats s = optimizer_step(params, state_, config_, o.lr, o.max_grad_norm, r.grad_norm, lr_scale);
   out.clipped = s.clipped;
   out.applied = true;
   out.step = state_.step;

@@ -22,6 +22,7 @@ std::vector<at::Tensor> trainable_parameters(CausalLM& model) {
       if (it == lin->adapters().end() || it->second.merged) continue;
       out.push_back(it->second.A);
       out.push_back(it->second.B);
+      if (it->second.magnitude.defined()) out.push_back(it->second.magnitude);
     }
   return out;
 }

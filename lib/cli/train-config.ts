@@ -49,6 +49,8 @@ export const TRAIN_KEYS = {
   loraDropout: { kind: 'number', min: 0, max: 1, maxExclusive: true, describe: 'Dropout on the LoRA path (default 0)' },
   targetModules: { kind: 'list', describe: "Modules to adapt: names (q_proj,v_proj) or all-linear (default: PEFT's per architecture)" },
   useRslora: { kind: 'boolean', describe: 'rsLoRA scaling alpha/sqrt(r)' },
+  useDora: { kind: 'boolean', describe: 'DoRA: a trained magnitude per output row (PEFT use_dora)' },
+  loraplusLrRatio: { kind: 'number', min: 0, minExclusive: true, describe: 'LoRA+: lora_B learns at learning-rate x this (PEFT loraplus_lr_ratio; LoRA+ suggests 16; default 1, off)' },
   maxSeqLength: { kind: 'integer', min: 2, describe: 'Longest example in tokens (default 512)' },
   packing: { kind: 'boolean', describe: 'Pack examples into maxSeqLength blocks (documents stay isolated)' },
   trainOn: { kind: 'string', values: ['all-assistant', 'last-assistant', 'all'], describe: 'Tokens that carry the loss in conversations (default all-assistant)' },

@@ -84,10 +84,11 @@ async function train(cfg: TrainConfig, log: ReturnType<typeof cliLogger>): Promi
       dropout: cfg.loraDropout ?? 0,
       targetModules: targets === undefined ? undefined : targets.length === 1 && targets[0] === 'all-linear' ? 'all-linear' : targets,
       useRslora: cfg.useRslora ?? false,
+      useDora: cfg.useDora ?? false,
       seed,
     });
     const share = adapter.trainableParameters();
-    say(`LoRA r=${rank} alpha=${adapter.config.lora_alpha} on ${adapter.modules.length} modules: ${share.trainable} trainable of ${share.total} parameters (${share.percent.toFixed(3)}%)`);
+    say(`${adapter.config.use_dora ? 'DoRA' : 'LoRA'} r=${rank} alpha=${adapter.config.lora_alpha} on ${adapter.modules.length} modules: ${share.trainable} trainable of ${share.total} parameters (${share.percent.toFixed(3)}%)`);
 
     const ac = new AbortController();
     const trainer = new Trainer({
@@ -106,6 +107,7 @@ async function train(cfg: TrainConfig, log: ReturnType<typeof cliLogger>): Promi
       warmupRatio: cfg.warmupRatio,
       weightDecay: cfg.weightDecay,
       maxGradNorm: cfg.maxGradNorm,
+      loraplusLrRatio: cfg.loraplusLrRatio,
       seed,
       evalSteps: cfg.evalSteps,
       saveSteps: cfg.saveSteps,

@@ -28,6 +28,11 @@ export interface LoraOptions {
   /** Module names (['q_proj', 'v_proj']), a regex over module paths, or 'all-linear'. Default: PEFT's per architecture. */
   targetModules?: TargetModules;
   useRslora?: boolean;
+  /**
+   * DoRA (PEFT's use_dora): a trained magnitude per output row on top of the LoRA direction,
+   * W' = m / ||W + scaling B A||_row * (W + scaling B A), the norm detached as PEFT detaches it.
+   */
+  useDora?: boolean;
   /** 'kaiming' (PEFT default: A kaiming-uniform, B zeros), 'gaussian' (A ~ N(0, 1/r)), 'none' (both zero). */
   init?: 'kaiming' | 'gaussian' | 'none';
   seed?: number;
@@ -86,7 +91,9 @@ export class LoraAdapter {
     const targets = options.targetModules ?? DEFAULT_TARGETS[model.config.modelType];
     const modules = resolveTargets(channelOf(model).sync((h) => h.linearNames()), targets, model.config.modelType);
     const peftTargets = targets === 'all-linear' ? shortNames(modules) : typeof targets === 'string' ? targets : [...targets];
-    const config = makePeftConfig({ rank, alpha, dropout, targetModules: peftTargets, useRslora: options.useRslora ?? false, init, baseModel: model.dir });
+    const useDora = options.useDora ?? false;
+    if (typeof useDora !== 'boolean') throw optionError('useDora', 'must be a boolean');
+    const config = makePeftConfig({ rank, alpha, dropout, targetModules: peftTargets, useRslora: options.useRslora ?? false, init, baseModel: model.dir, useDora });
     return LoraAdapter.attach(model, name, config, modules, { seed, init }, options.activate ?? true);
   }
 
@@ -116,9 +123,11 @@ export class LoraAdapter {
     const linearNames = channelOf(model).sync((h) => h.linearNames());
     const linears = new Set(linearNames);
     const modules = new Set<string>();
+    const dora = config.use_dora === true;
     for (const key of file.tensors.keys()) {
-      const m = /^base_model\.model\.(.+)\.lora_([AB])(?:\.[^.]+)?\.weight$/.exec(key);
-      if (!m) throw new LorafitError('E_ADAPTER', `${weightsFile}: unexpected tensor '${key}' (expected base_model.model.<module>.lora_A.weight / .lora_B.weight)`);
+      const m = /^base_model\.model\.(.+)\.(?:lora_([AB])(?:\.[^.]+)?\.weight|lora_magnitude_vector)$/.exec(key);
+      if (!m) throw new LorafitError('E_ADAPTER', `${weightsFile}: unexpected tensor '${key}' (expected base_model.model.<module>.lora_A.weight / .lora_B.weight${dora ? ' / .lora_magnitude_vector' : ''})`);
+      if (!m[2] && !dora) throw new LorafitError('E_ADAPTER', `${weightsFile}: '${key}' is a DoRA magnitude, but adapter_config.json has no use_dora: true`);
       if (!linears.has(m[1])) throw new LorafitError('E_ADAPTER', `${weightsFile}: tensor '${key}' targets '${m[1]}', which is not a linear module of this ${model.config.modelType} model`);
       modules.add(m[1]);
     }
@@ -135,6 +144,13 @@ export class LoraAdapter {
         }
         entries.push({ key: `${path}.lora_${ab}.weight`, shape: t.shape, data: toFloat32(t) });
       }
+      if (dora) {
+        const key = `${PEFT_PREFIX}${path}.lora_magnitude_vector`;
+        const t = file.tensors.get(key);
+        if (!t) throw new LorafitError('E_ADAPTER', `${weightsFile}: '${key}' is missing (use_dora: true needs a magnitude for every module)`);
+        if (t.shape.length !== 1) throw new LorafitError('E_SHAPE', `${weightsFile}: '${key}' has shape [${t.shape.join(', ')}]; a DoRA magnitude is one value per output row`);
+        entries.push({ key: `${path}.lora_magnitude_vector`, shape: t.shape, data: toFloat32(t) });
+      }
     }
     const name = options.name ?? 'default';
     const adapter = await LoraAdapter.attach(model, name, config, ordered, { seed: 0, init: 'none' }, options.activate ?? true);
@@ -150,7 +166,7 @@ export class LoraAdapter {
   private static async attach(model: Model, name: string, config: PeftLoraConfig, modules: string[], init: { seed: number; init: string }, activate: boolean): Promise<LoraAdapter> {
     if (adaptersOf(model).some((a) => a.name === name)) throw new LorafitError('E_ADAPTER', `the model already has an adapter named '${name}'; pass another name`);
     const channel = channelOf(model);
-    const spec = { name, rank: config.r, alpha: config.lora_alpha, dropout: config.lora_dropout ?? 0, rslora: config.use_rslora === true, init: init.init, seed: init.seed, targets: modules };
+    const spec = { name, rank: config.r, alpha: config.lora_alpha, dropout: config.lora_dropout ?? 0, rslora: config.use_rslora === true, init: init.init, seed: init.seed, targets: modules, useDora: config.use_dora === true };
     const native = await channel.call((h) => h.addAdapter(spec));
     const adapter = new LoraAdapter(model, name, config, modules);
     natives.set(adapter, native);
@@ -200,9 +216,10 @@ export class LoraAdapter {
         default: throw new LorafitError('E_ADAPTER', `unknown module kind ${kind}`);
       }
     };
+    const dora = this.config.use_dora === true;
     const trainable = this.modules.reduce((n, p) => {
       const [i, o] = dims(p);
-      return n + this.config.r * (i + o);
+      return n + this.config.r * (i + o) + (dora ? o : 0);  // DoRA: one magnitude per output row
     }, 0);
     const total = this.model.numParameters() + trainable;
     return { trainable, total, percent: (100 * trainable) / total };
@@ -298,6 +315,8 @@ export class LoraAdapter {
     for (const p of parts) {
       if (p.adapter.modules.join() !== modules.join()) throw new LorafitError('E_ADAPTER', `combine: adapter '${p.adapter.name}' targets other modules than '${parts[0].adapter.name}'`);
     }
+    const dora = parts.find((p) => p.adapter.config.use_dora === true);
+    if (dora) throw new LorafitError('E_ADAPTER', `combine: '${dora.adapter.name}' is a DoRA adapter; DoRA adapters cannot be combined (as in PEFT)`);
     if (type === 'linear' && !parts.every((p) => p.adapter.config.r === parts[0].adapter.config.r)) {
       throw new LorafitError('E_ADAPTER', "combine: 'linear' needs adapters of the same rank; use 'cat'");
     }

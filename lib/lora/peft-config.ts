@@ -49,6 +49,7 @@ export function makePeftConfig(o: {
   useRslora: boolean;
   init: 'kaiming' | 'gaussian' | 'none';
   baseModel: string | null;
+  useDora?: boolean;
 }): PeftLoraConfig {
   return {
     task_type: 'CAUSAL_LM',
@@ -78,7 +79,7 @@ export function makePeftConfig(o: {
     loftq_config: {},
     eva_config: null,
     corda_config: null,
-    use_dora: false,
+    use_dora: o.useDora ?? false,
     use_qalora: false,
     qalora_group_size: 16,
     layer_replication: null,
@@ -107,7 +108,6 @@ export function checkPeftConfig(raw: unknown, file: string): PeftLoraConfig {
   }
   // Variants that change the forward pass or the base weights: refuse them by name.
   const unsupported: [string, (v: unknown) => boolean, string][] = [
-    ['use_dora', (v) => v === true, 'DoRA'],
     ['lora_bias', (v) => v === true, 'LoRA bias terms'],
     ['use_qalora', (v) => v === true, 'QALoRA'],
     ['bias', (v) => v !== undefined && v !== 'none', "bias other than 'none'"],

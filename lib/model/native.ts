@@ -62,6 +62,7 @@ export interface NativeAdapterSpec {
   init: string;
   seed: number;
   targets: string[];
+  useDora: boolean;
 }
 
 export interface NativeOptimizerConfig {
@@ -71,6 +72,8 @@ export interface NativeOptimizerConfig {
   eps: number;
   weightDecay: number;
   momentum: number;
+  /** LoRA+: lora_B tensors learn at lr x this (1: off). */
+  loraBLrRatio: number;
 }
 
 export interface NativeStepOptions {

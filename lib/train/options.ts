@@ -17,6 +17,7 @@ export interface TrainerOptions {
   adamEpsilon?: number;             // 1e-8
   optimizer?: 'adamw' | 'sgd';      // adamw
   momentum?: number;                // sgd momentum: 0
+  loraplusLrRatio?: number;         // LoRA+ (PEFT's loraplus_lr_ratio): lora_B learns at learningRate x this; 1 (off). LoRA+ suggests 16
   lrScheduler?: LrScheduler;        // linear
   warmupSteps?: number;             // 0
   warmupRatio?: number;             // 0 (used when warmupSteps is not given)
@@ -65,6 +66,7 @@ export function resolveOptions(o: TrainerOptions): ResolvedOptions {
     adamEpsilon: o.adamEpsilon ?? 1e-8,
     optimizer: o.optimizer ?? 'adamw',
     momentum: o.momentum ?? 0,
+    loraplusLrRatio: o.loraplusLrRatio ?? 1,
     lrScheduler: o.lrScheduler ?? 'linear',
     warmupSteps: o.warmupSteps,
     warmupRatio: o.warmupRatio ?? 0,
@@ -102,6 +104,8 @@ export function resolveOptions(o: TrainerOptions): ResolvedOptions {
   if (!(r.weightDecay >= 0)) throw optionError('weightDecay', 'must be >= 0');
   for (const k of ['adamBeta1', 'adamBeta2'] as const) if (!(r[k] >= 0 && r[k] < 1)) throw optionError(k, 'must be in [0, 1)');
   if (!(r.adamEpsilon > 0)) throw optionError('adamEpsilon', 'must be > 0');
+  if (!(typeof r.loraplusLrRatio === 'number' && r.loraplusLrRatio > 0 && Number.isFinite(r.loraplusLrRatio))) throw optionError('loraplusLrRatio', `must be a positive number, got ${String(r.loraplusLrRatio)}`);
+  if (r.fullParameter && r.loraplusLrRatio !== 1) throw optionError('loraplusLrRatio', 'applies to LoRA adapters, not to fullParameter training');
   if (!['adamw', 'sgd'].includes(r.optimizer)) throw optionError('optimizer', `must be 'adamw' or 'sgd', got '${r.optimizer}'`);
   if (!['constant', 'linear', 'cosine'].includes(r.lrScheduler)) throw optionError('lrScheduler', `must be 'constant', 'linear' or 'cosine', got '${r.lrScheduler}'`);
   if (typeof r.paddingFree !== 'boolean') throw optionError('paddingFree', `must be a boolean, got ${String(r.paddingFree)}`);

@@ -158,7 +158,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       }
       const o = this.options;
       const channel = channelOf(this.model);
-      const optimizer = { kind: o.optimizer, beta1: o.adamBeta1, beta2: o.adamBeta2, eps: o.adamEpsilon, weightDecay: o.weightDecay, momentum: o.momentum };
+      const optimizer = { kind: o.optimizer, beta1: o.adamBeta1, beta2: o.adamBeta2, eps: o.adamEpsilon, weightDecay: o.weightDecay, momentum: o.momentum, loraBLrRatio: o.loraplusLrRatio };
       const target = this.adapter ? nativeAdapterOf(this.adapter) : null;
       this.#trainState = channel.own(channel.sync((h) => h.createTrainState(target, optimizer)), this);
       return await this.run(options.resumeFrom);

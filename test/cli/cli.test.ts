@@ -51,6 +51,21 @@ describe('lorafit CLI', () => {
     expect(logLines.some((l) => l.msg === 'train done')).toBe(true);
   });
 
+  it('train --use-dora --loraplus-lr-ratio 16: a PEFT DoRA adapter (magnitudes saved), and info shows the variant', async () => {
+    const out = join(work, 'run-dora');
+    const r = await runCli(['train', '--model', model, '--dataset', data, '--max-steps', '3', '--output-dir', out, '--lora-rank', '2', '--target-modules', 'q_proj,v_proj',
+      '--use-dora', '--loraplus-lr-ratio', '16', '--batch-size', '2', '--max-seq-length', '64', '--eval-split', '3']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/DoRA r=2/);
+    const cfgJson = JSON.parse(readFileSync(join(out, 'adapter', 'adapter_config.json'), 'utf8'));
+    expect(cfgJson).toMatchObject({ use_dora: true, r: 2 });
+    const st = readSafetensors(join(out, 'adapter', 'adapter_model.safetensors'));
+    expect([...st.tensors.keys()].filter((k) => k.endsWith('.lora_magnitude_vector'))).toHaveLength(4);  // 2 layers x (q, v)
+    const info = await runCli(['info', model, '--adapter', join(out, 'adapter')]);
+    expect(info.code, info.stderr).toBe(0);
+    expect(info.stdout).toMatch(/dora true/);
+  });
+
   it('train with no model and no dataset runs the default job; without SmolLM2 it falls back to the tiny model and says how to get it', async () => {
     const out = join(work, 'default-job');
     const r = await runCli(['train', '--max-steps', '3', '--output-dir', out], { env: { LORAFIT_SMOLLM2_GGUF: join(work, 'absent.gguf') }, timeoutMs: 180_000 });

@@ -51,11 +51,14 @@ def load_model(path, dtype=torch.float32, **config_overrides):
 
 def adapter_key(param_name):
     """PeftModel parameter name -> key in adapter_model.safetensors (adapter name stripped)."""
-    return param_name.replace(".lora_A.default.", ".lora_A.").replace(".lora_B.default.", ".lora_B.")
+    key = param_name.replace(".lora_A.default.", ".lora_A.").replace(".lora_B.default.", ".lora_B.")
+    # DoRA: the parameter lora_magnitude_vector.default.weight is saved as ...lora_magnitude_vector
+    return key.replace(".lora_magnitude_vector.default.weight", ".lora_magnitude_vector")
 
 
 def lora_params(peft_model):
-    return {adapter_key(n): p for n, p in peft_model.named_parameters() if ".lora_A." in n or ".lora_B." in n}
+    return {adapter_key(n): p for n, p in peft_model.named_parameters()
+            if ".lora_A." in n or ".lora_B." in n or ".lora_magnitude_vector." in n}
 
 
 def to_f32(t):

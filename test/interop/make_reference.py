@@ -102,6 +102,7 @@ def main():
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--adapter", action="store_true")
     ap.add_argument("--rslora", action="store_true")
+    ap.add_argument("--dora", action="store_true", help="use_dora=True (magnitudes scaled by 1 + 0.1 N(0,1) so they matter)")
     ap.add_argument("--rank", type=int, default=4)
     ap.add_argument("--alpha", type=float, default=8)
     ap.add_argument("--targets", default=",".join(ALL_PROJ))
@@ -264,7 +265,8 @@ def run_adapter(args, seed, dtype, model_dir, adapter_dir, ids, mask, labels, va
 
     targets = "all-linear" if args.targets == "all-linear" else [t for t in args.targets.split(",") if t]
     lcfg = LoraConfig(r=args.rank, lora_alpha=args.alpha, target_modules=targets, lora_dropout=0.0, bias="none",
-                      task_type="CAUSAL_LM", init_lora_weights=True, use_rslora=args.rslora)
+                      task_type="CAUSAL_LM", init_lora_weights=True, use_rslora=args.rslora,
+                      use_dora=args.dora)
     base = C.load_model(model_dir, dtype)
     torch.manual_seed(seed + 2)  # PEFT's kaiming-uniform lora_A init draws from the global RNG
     pm = get_peft_model(base, lcfg)
@@ -273,6 +275,8 @@ def run_adapter(args, seed, dtype, model_dir, adapter_dir, ids, mask, labels, va
         for n, p in pm.named_parameters():  # module order: layers.0 q,k,v,o,gate,up,down, ...
             if ".lora_B." in n:
                 p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float32).mul_(0.1).to(p.dtype))
+            elif ".lora_magnitude_vector." in n:
+                p.mul_(1 + 0.1 * torch.randn(p.shape, generator=g, dtype=torch.float32).to(p.dtype))
     pm.eval()
     with torch.no_grad():
         mem_logits = forward(pm, ids, mask).logits

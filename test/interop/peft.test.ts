@@ -38,6 +38,11 @@ async function randomize(adapter: LoraAdapter, seed: number): Promise<void> {
   const r = mulberry32(seed);
   const values = await adapter.tensors();
   for (const [key, v] of values) {
+    if (key.endsWith('.lora_magnitude_vector')) {
+      // DoRA: keep the magnitudes near their init (the row norms), but away from it
+      for (let i = 0; i < v.data.length; i++) v.data[i] *= 1 + 0.2 * (2 * r() - 1);
+      continue;
+    }
     const scale = key.includes('lora_A') ? 0.25 : 0.1;
     for (let i = 0; i < v.data.length; i++) v.data[i] = (2 * r() - 1) * scale;
   }
@@ -57,6 +62,8 @@ const TO_PEFT: ToPeft[] = [
   { name: 'llama r8 alpha16 rsLoRA all-linear', arch: 'llama', options: { rank: 8, alpha: 16, useRslora: true, targetModules: 'all-linear' }, modules: 14 },
   { name: 'qwen2 r8 alpha3 regex (layer 1 k/o/gate/down)', arch: 'qwen2', options: { rank: 8, alpha: 3, targetModules: 'model\\.layers\\.1\\.(self_attn\\.(k|o)_proj|mlp\\.(gate|down)_proj)' }, modules: 4 },
   { name: 'qwen2 r2 alpha4 rsLoRA all-linear', arch: 'qwen2', options: { rank: 2, alpha: 4, useRslora: true, targetModules: 'all-linear' }, modules: 14 },
+  { name: 'llama r4 alpha8 DoRA all-linear', arch: 'llama', options: { rank: 4, alpha: 8, useDora: true, targetModules: 'all-linear' }, modules: 14 },
+  { name: 'qwen2 r2 alpha4 DoRA [q_proj, v_proj] (q/k/v biases)', arch: 'qwen2', options: { rank: 2, alpha: 4, useDora: true, targetModules: ['q_proj', 'v_proj'] }, modules: 4 },
 ];
 
 const ARCHS = ['gemma2', 'mistral', 'llama3', 'qwen2'] as const;
@@ -67,10 +74,17 @@ const VARIANTS: { name: string; args: string[] }[] = [
 ];
 // Every architecture once and every variant at least once (a diagonal, not the full 4 x 3 grid:
 // each case is a Python process of several seconds, and CI runs on 2 cores).
-const FROM_PEFT = ARCHS.map((arch, i) => {
+const FROM_PEFT: { arch: string; variant: string; args: string[]; out: string }[] = ARCHS.map((arch, i) => {
   const v = VARIANTS[i % VARIANTS.length];
   return { arch, variant: v.name, args: ['--arch', arch, '--adapter', ...v.args], out: join(root, `${arch}-${v.name.replace(/\W+/g, '_')}`) };
 });
+// Gemma (v1: tied embeddings, head_dim 32 != hidden / heads, (1 + w) norms), and DoRA made by PEFT
+// (magnitudes moved off their init) on llama 3 and on qwen2's biased q/k/v
+FROM_PEFT.push(
+  { arch: 'gemma', variant: 'rank 8 alpha 16', args: ['--arch', 'gemma', '--adapter', '--rank', '8', '--alpha', '16'], out: join(root, 'gemma-r8') },
+  { arch: 'llama3', variant: 'DoRA', args: ['--arch', 'llama3', '--adapter', '--dora'], out: join(root, 'llama3-DoRA') },
+  { arch: 'qwen2', variant: 'DoRA rsLoRA', args: ['--arch', 'qwen2', '--adapter', '--dora', '--rslora'], out: join(root, 'qwen2-DoRA') },
+);
 
 // lorafit-side state for direction a, filled in beforeAll
 const made = new Map<string, { dir: string; scaling: number; keys: string[] }>();

@@ -134,9 +134,11 @@ describe('LoraAdapter.load failures', () => {
     await rejects(LoraAdapter.load(model, d2), 'E_ADAPTER', "unexpected tensor 'base_model.model.lm_head.modules_to_save.default.weight'");
   });
 
-  it('use_dora: true names DoRA; other maths-changing keys are refused by name', async () => {
+  it('use_dora: true without magnitudes names the missing tensor; other maths-changing keys are refused by name', async () => {
+    const dora = adapterCopy();
+    rewriteJson(join(dora, 'adapter_config.json'), (j) => ({ ...j, use_dora: true }));
+    await rejects(LoraAdapter.load(model, dora), 'E_ADAPTER', 'lora_magnitude_vector\' is missing (use_dora: true');
     const cases: [Record<string, unknown>, string][] = [
-      [{ use_dora: true }, 'DoRA'],
       [{ rank_pattern: { q_proj: 8 } }, 'rank_pattern'],
       [{ init_lora_weights: 'pissa' }, 'pissa'],
       [{ peft_type: 'IA3' }, "'peft_type' is \"IA3\""],
