@@ -55,6 +55,25 @@ Napi::Value HfConfig(const Napi::CallbackInfo& info) {
   return Napi::String::New(env, out);
 }
 
+// configureProcess({ threads?, mallocArenaMax?, mallocTrim? }) -> processSettings(): the process-wide
+// settings (lib/model/process-settings.ts validates and documents them).
+Napi::Value ProcessSettings(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("threads", lorafit::get_threads());
+  o.Set("mallocArenaMax", lorafit::allocator_arena_max());
+  o.Set("mallocTrim", lorafit::allocator_trim());
+  return o;
+}
+
+Napi::Value ConfigureProcess(const Napi::CallbackInfo& info) {
+  Napi::Object o = ArgObject(info, 0, "configureProcess(settings)");
+  if (Has(o, "threads")) lorafit::set_threads(static_cast<int>(GetNumber(o, "threads")));
+  const int arena = Has(o, "mallocArenaMax") ? static_cast<int>(GetNumber(o, "mallocArenaMax")) : 0;
+  const bool trim = Has(o, "mallocTrim") ? GetBool(o, "mallocTrim") : lorafit::allocator_trim();
+  lorafit::set_allocator(arena, trim);
+  return ProcessSettings(info);
+}
+
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -66,6 +85,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaAvailable", Napi::Function::New(env, CudaAvailable));
   exports.Set("benchMatmul", Napi::Function::New(env, BenchMatmul));
   exports.Set("hfConfig", Napi::Function::New(env, HfConfig));
+  exports.Set("configureProcess", Napi::Function::New(env, ConfigureProcess));
+  exports.Set("processSettings", Napi::Function::New(env, ProcessSettings));
   exports.Set("torchVersion", Napi::String::New(env, lorafit::torch_version()));
   ModelWrap::Init(env, exports);
   AdapterWrap::Init(env);

@@ -1,5 +1,7 @@
 // Public entry point of lorafit.
 export { Model, setThreads, torchInfo } from './model/model.js';
+export { configureProcess, processSettings } from './model/process-settings.js';
+export type { ProcessSettings } from './model/process-settings.js';
 export type { Dtype, ModelConfig, ModelLoadOptions, ForwardOptions, ForwardResult } from './model/model.js';
 export { LorafitError } from './errors.js';
 export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors } from './util/safetensors.js';

@@ -21,20 +21,40 @@
 
 namespace lorafit {
 
+namespace {
+struct AllocatorSettings {
+  int arena_max = 0;      // 0: glibc's default
+  bool trim = true;
+};
+AllocatorSettings& allocator_settings() {
+  static AllocatorSettings s;
+  return s;
+}
+}  // namespace
+
 void configure_allocator() {
-  if (std::getenv("MALLOC_ARENA_MAX") == nullptr) mallopt(M_ARENA_MAX, 1);
+  // MALLOC_ARENA_MAX and LORAFIT_MALLOC_TRIM=0 in the environment win; set_allocator() changes both later.
+  if (const char* v = std::getenv("MALLOC_ARENA_MAX")) allocator_settings().arena_max = std::atoi(v);
+  else set_allocator(1, allocator_settings().trim);
+  if (const char* v = std::getenv("LORAFIT_MALLOC_TRIM"); v && std::string(v) == "0") allocator_settings().trim = false;
 }
 
+void set_allocator(int arena_max, bool trim) {
+  if (arena_max > 0) {
+    mallopt(M_ARENA_MAX, arena_max);
+    allocator_settings().arena_max = arena_max;
+  }
+  allocator_settings().trim = trim;
+}
+
+int allocator_arena_max() { return allocator_settings().arena_max; }
+bool allocator_trim() { return allocator_settings().trim; }
+
 void release_free_memory() {
-  // LORAFIT_MALLOC_TRIM=0 turns it off (bench/rss-steps.ts measures both).
-  static const bool enabled = [] {
-    const char* v = std::getenv("LORAFIT_MALLOC_TRIM");
-    return v == nullptr || std::string(v) != "0";
-  }();
   // Only when there is something worth returning: malloc_trim walks the whole heap (~20 ms a
   // call on the tiny model, 12% of its 1,000 steps), a no-op's cost when little is free.
   constexpr size_t kTrimAbove = 64u << 20;
-  if (enabled && mallinfo2().fordblks > kTrimAbove) malloc_trim(0);
+  if (allocator_settings().trim && mallinfo2().fordblks > kTrimAbove) malloc_trim(0);
 }
 
 void set_threads(int n) {
@@ -47,6 +67,14 @@ void set_threads(int n) {
 
 int get_threads() { return at::get_num_threads(); }
 
+namespace {
+// Why CUDA is not usable, for E_DEVICE: dlopen's own error text, or what is missing after loading.
+std::string& cuda_problem() {
+  static std::string problem;
+  return problem;
+}
+}  // namespace
+
 bool cuda_available() {
   static std::once_flag once;
   // The addon links only the CPU libraries of libtorch; the CUDA kernels register themselves when
@@ -56,8 +84,13 @@ bool cuda_available() {
     const std::string dir = LORAFIT_TORCH_LIBDIR;
     for (const char* lib : {"libtorch_cuda.so", "libc10_cuda.so"}) {
       const std::string path = dir.empty() ? std::string(lib) : dir + "/" + lib;
-      dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
+      if (!dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL)) {
+        const char* why = dlerror();
+        cuda_problem() += std::string(cuda_problem().empty() ? "" : "; ") + (why ? why : ("cannot load " + path).c_str());
+      }
     }
+    if (!at::hasCUDA() && cuda_problem().empty())
+      cuda_problem() = "libtorch_cuda loaded, but no CUDA device is visible (no GPU, or no NVIDIA driver)";
   });
   return at::hasCUDA();
 }
@@ -67,7 +100,7 @@ at::Device parse_device(const std::string& name) {
   if (name.rfind("cuda", 0) == 0) {
     if (!cuda_available())
       throw Error("E_DEVICE", "device '" + name + "' requested, but the libtorch lorafit was built against (" + std::string(LORAFIT_TORCH_LIBDIR) +
-                                  ") has no usable CUDA (a CPU-only build, no GPU, or the CUDA runtime libraries are missing)");
+                                  ") has no usable CUDA: " + cuda_problem());
     try {
       return at::Device(name);
     } catch (const c10::Error&) {

@@ -12,8 +12,13 @@ namespace lorafit {
 // whose freed middles are never returned: training peak RSS grew ~200 MB per layer (bf16).
 // MALLOC_ARENA_MAX in the environment wins.
 void configure_allocator();
-// Returns the allocator's free pages to the OS (glibc malloc_trim): called after each training
-// step, whose activations are freed all at once.
+// Process settings of the allocator (lib: configureProcess): arena_max > 0 sets glibc's
+// M_ARENA_MAX (0 leaves it); trim: release_free_memory() returns free pages after each step.
+void set_allocator(int arena_max, bool trim);
+int allocator_arena_max();  // 0: glibc's default
+bool allocator_trim();
+// Returns the allocator's free pages to the OS (glibc malloc_trim) when allocator_trim(): called
+// after each training step and evaluation, whose activations are freed all at once.
 void release_free_memory();
 
 // Threads for libtorch's intra-op pool (and OpenBLAS when libtorch uses it). n <= 0: all cores.

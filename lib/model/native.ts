@@ -180,6 +180,12 @@ export interface NativeGgufSource {
   tensors: NativeGgufTensor[];
 }
 
+export interface NativeProcessSettings {
+  threads: number;
+  mallocArenaMax: number;
+  mallocTrim: boolean;
+}
+
 export interface NativeAddon {
   loadModel(
     dir: string,
@@ -190,6 +196,8 @@ export interface NativeAddon {
   /** config.json text -> Model.config JSON: native/hf_config.cc's reading, transformers' class defaults filled in. */
   hfConfig(text: string, where: string): string;
   setThreads(n: number): number;
+  configureProcess(settings: { threads?: number; mallocArenaMax?: number; mallocTrim?: boolean }): NativeProcessSettings;
+  processSettings(): NativeProcessSettings;
   getThreads(): number;
   cudaAvailable(): boolean;
   /** Benchmarks only: seconds of each of `reps` n x n x n matmuls in `dtype` (after one untimed run). */
