@@ -1,8 +1,6 @@
 // ModelWrap methods for adapters and training: attaching adapters (-> AdapterWrap), the active
 // set, training states (-> TrainStateWrap), a loss-and-gradient pass and evaluation. Conversion
 // and scheduling only; the maths is in native/lora_adapter.cc, train_step.cc and train_state.cc.
-#include <ATen/CPUGeneratorImpl.h>
-
 #include "adapter_wrap.h"
 #include "convert.h"
 #include "error.h"
@@ -120,10 +118,7 @@ Napi::Value ModelWrap::LossAndGrad(const Napi::CallbackInfo& info) {
       env,
       [model, batches, seed, checkpointing, result] {
         std::lock_guard<std::mutex> lock(model->mutex());
-        auto params = lorafit::trainable_parameters(*model);
-        if (params.empty()) throw lorafit::Error("E_ADAPTER", "nothing to train: no active adapter");
-        at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-        *result = lorafit::accumulate_gradients(*model, batches, params, gen, checkpointing);
+        *result = lorafit::loss_and_grad(*model, batches, seed, checkpointing);
       },
       [result](Napi::Env env) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);

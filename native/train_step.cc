@@ -1,5 +1,6 @@
 #include "train_step.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>
 
 #include <cmath>
@@ -85,6 +86,13 @@ StepResult accumulate_gradients(CausalLM& model, const std::vector<MicroBatch>& 
   r.tokens = total;
   r.grad_norm = grad_norm(params);
   return r;
+}
+
+StepResult loss_and_grad(CausalLM& model, const std::vector<MicroBatch>& batches, uint64_t dropout_seed, bool gradient_checkpointing) {
+  auto params = trainable_parameters(model);
+  if (params.empty()) throw Error("E_ADAPTER", "nothing to train: no active adapter");
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(dropout_seed);
+  return accumulate_gradients(model, batches, params, gen, gradient_checkpointing);
 }
 
 std::pair<double, int64_t> evaluate_loss(CausalLM& model, const std::vector<MicroBatch>& batches) {

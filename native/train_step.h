@@ -38,6 +38,11 @@ std::vector<at::Tensor> trainable_parameters(CausalLM& model);
 StepResult accumulate_gradients(CausalLM& model, const std::vector<MicroBatch>& batches, const std::vector<at::Tensor>& params,
                                 const at::Generator& generator, bool gradient_checkpointing = false);
 
+// accumulate_gradients over the trainable tensors (the active adapters', or every weight in
+// full-training mode) with LoRA dropout seeded by `dropout_seed`: gradients, no update.
+// Error(E_ADAPTER) when nothing is trainable.
+StepResult loss_and_grad(CausalLM& model, const std::vector<MicroBatch>& batches, uint64_t dropout_seed, bool gradient_checkpointing);
+
 // Loss without gradients (evaluation): {sum of CE, token count}.
 std::pair<double, int64_t> evaluate_loss(CausalLM& model, const std::vector<MicroBatch>& batches);
 

@@ -16,7 +16,7 @@ export function builder(y: Argv) {
   return globalOptions(y)
     .option('model', { type: 'string', demandOption: true, describe: 'Base model: a Hugging Face folder, a .gguf file, ollama:NAME[:TAG] or a hub id' })
     .option('adapter', { type: 'string', demandOption: true, describe: 'PEFT adapter folder or hub id' })
-    .option('out', { type: 'string', demandOption: true, describe: 'Output folder' })
+    .option('out', { alias: 'output-dir', type: 'string', demandOption: true, describe: 'Output folder (--output-dir is the same)' })
     .option('dtype', { type: 'string', choices: ['float32', 'bfloat16', 'float16'], describe: "Storage dtype (default: the base model's torch_dtype)" })
     .option('max-shard-size', { type: 'number', describe: 'Largest shard in bytes (default 5e9)' });
 }

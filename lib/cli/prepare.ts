@@ -16,7 +16,7 @@ export function builder(y: Argv) {
   return globalOptions(y)
     .positional('kind', { type: 'string', choices: ['markdown'], demandOption: true, describe: 'What to prepare' })
     .positional('dir', { type: 'string', demandOption: true, describe: 'Folder of .md posts (searched recursively)' })
-    .option('out', { type: 'string', demandOption: true, describe: 'Output folder' })
+    .option('out', { alias: 'output-dir', type: 'string', demandOption: true, describe: 'Output folder (--output-dir is the same)' })
     .option('author', { type: 'string', describe: 'Author named in the instructions (default: front matter, else "the author")' })
     .option('model', { type: 'string', describe: "Count tokens with this model's tokenizer (default: an estimate)" })
     .option('min-tokens', { type: 'number', default: 300, describe: 'Shortest chunk' })

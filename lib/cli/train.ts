@@ -111,6 +111,9 @@ async function train(cfg: TrainConfig, log: ReturnType<typeof cliLogger>): Promi
       seed,
       evalSteps: cfg.evalSteps,
       saveSteps: cfg.saveSteps,
+      saveTotalLimit: cfg.saveTotalLimit,
+      earlyStoppingPatience: cfg.earlyStoppingPatience,
+      onNonFinite: cfg.onNonFinite as 'error' | 'skip' | undefined,
       loggingSteps: cfg.loggingSteps,
       gradientCheckpointing: cfg.gradientCheckpointing,
       paddingFree: cfg.paddingFree,
@@ -137,7 +140,7 @@ async function train(cfg: TrainConfig, log: ReturnType<typeof cliLogger>): Promi
       say(`eval at step ${e.step}: loss ${e.evalLoss.toFixed(4)} (perplexity ${e.perplexity.toFixed(2)})`);
     });
     const t0 = Date.now();
-    const result = await trainer.fit().finally(() => process.off('SIGINT', onSigint));
+    const result = await trainer.fit(cfg.resumeFrom ? { resumeFrom: cfg.resumeFrom } : {}).finally(() => process.off('SIGINT', onSigint));
     bar.done(`trained ${result.globalStep} steps in ${formatMs(Date.now() - t0)}; last train loss ${result.trainLoss.toFixed(4)}`);
 
     const adapterDir = join(outputDir, 'adapter');

@@ -116,6 +116,27 @@ describe('lorafit CLI', () => {
     expect(j.adapter.trainable).toBeGreaterThan(0);
   });
 
+  it('train: --save-total-limit, --resume-from latest, --on-non-finite and --early-stopping-patience reach the Trainer; merge and prepare take --output-dir', async () => {
+    const out = join(work, 'run-parity');
+    const common = ['train', '--model', model, '--dataset', data, '--output-dir', out, '--lora-rank', '2', '--batch-size', '2', '--max-seq-length', '64', '--eval-split', '3', '--save-steps', '1', '--save-total-limit', '1'];
+    const r = await runCli([...common, '--max-steps', '3', '--on-non-finite', 'skip', '--early-stopping-patience', '5']);
+    expect(r.code, r.stderr).toBe(0);
+    const checkpoints = () => readdirSync(out).filter((d) => d.startsWith('checkpoint-')).sort();
+    expect(checkpoints()).toEqual(['checkpoint-3']);  // --save-total-limit 1 pruned checkpoints 1 and 2
+    const again = await runCli([...common, '--max-steps', '5', '--resume-from', 'latest']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/trained 5 steps/);
+    const steps = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.type === 'step').map((m) => m.step);
+    expect(steps).toEqual([1, 2, 3, 4, 5]);  // the resumed run went on from step 3, not from 1
+    const bad = await runCli([...common, '--on-non-finite', 'ignore']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/on-non-finite|onNonFinite/);
+    const merged = join(work, 'merged-output-dir');
+    const m = await runCli(['merge', '--model', model, '--adapter', join(out, 'adapter'), '--output-dir', merged]);
+    expect(m.code, m.stderr).toBe(0);
+    expect(existsSync(join(merged, 'config.json'))).toBe(true);
+  });
+
   it('merge writes a folder that loads and computes what base + adapter compute', async () => {
     const out = join(work, 'merged');
     const r = await runCli(['merge', '--model', model, '--adapter', LLAMA_ADAPTER, '--out', out]);
