@@ -62,6 +62,13 @@ Napi::Float32Array ToFloat32Array(Napi::Env env, const at::Tensor& t) {
   return out;
 }
 
+Napi::Uint8Array ToBytes(Napi::Env env, const at::Tensor& t) {
+  const size_t nbytes = static_cast<size_t>(t.numel()) * t.element_size();
+  Napi::Uint8Array bytes = Napi::Uint8Array::New(env, nbytes);
+  if (nbytes) std::memcpy(bytes.Data(), t.data_ptr(), nbytes);
+  return bytes;
+}
+
 Napi::Array ToShape(Napi::Env env, at::IntArrayRef sizes) {
   Napi::Array a = Napi::Array::New(env, sizes.size());
   for (size_t i = 0; i < sizes.size(); ++i) a.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(sizes[i])));

@@ -16,6 +16,8 @@ at::Tensor ToLongTensor(Napi::Env env, Napi::Value value, const std::vector<int6
 std::vector<int64_t> ToLongVector(Napi::Env env, Napi::Value value, const std::string& what);
 // A CPU float32 contiguous tensor -> Float32Array (copy).
 Napi::Float32Array ToFloat32Array(Napi::Env env, const at::Tensor& t);
+// A CPU contiguous tensor of any dtype -> its raw bytes as a Uint8Array (copy).
+Napi::Uint8Array ToBytes(Napi::Env env, const at::Tensor& t);
 Napi::Array ToShape(Napi::Env env, at::IntArrayRef sizes);
 std::vector<int64_t> ToShapeVector(Napi::Env env, Napi::Value value, const std::string& what);
 // Baton fields. lib/ sends complete options (the defaults live there), so a missing or mistyped

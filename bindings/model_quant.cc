@@ -75,10 +75,7 @@ Napi::Value ModelWrap::QuantizedState(const Napi::CallbackInfo& info) {
           o.Set("key", Napi::String::New(env, key));
           o.Set("dtype", Napi::String::New(env, t.scalar_type() == at::kByte ? "U8" : "F32"));
           o.Set("shape", ToShape(env, t.sizes()));
-          const size_t nbytes = static_cast<size_t>(t.numel()) * t.element_size();
-          Napi::Uint8Array bytes = Napi::Uint8Array::New(env, nbytes);
-          if (nbytes) std::memcpy(bytes.Data(), t.data_ptr(), nbytes);
-          o.Set("bytes", bytes);
+          o.Set("bytes", ToBytes(env, t));
           a.Set(static_cast<uint32_t>(i), o);
         }
         return a;

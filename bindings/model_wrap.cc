@@ -201,10 +201,7 @@ Napi::Value ModelWrap::ParameterBytes(const Napi::CallbackInfo& info) {
       [result](Napi::Env env) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);
         o.Set("shape", ToShape(env, result->sizes()));
-        const size_t nbytes = static_cast<size_t>(result->numel()) * result->element_size();
-        Napi::Uint8Array bytes = Napi::Uint8Array::New(env, nbytes);
-        if (nbytes) std::memcpy(bytes.Data(), result->data_ptr(), nbytes);
-        o.Set("bytes", bytes);
+        o.Set("bytes", ToBytes(env, *result));
         return o;
       },
       Value());

@@ -27,7 +27,8 @@ export function parseCsv(text: string, fileLabel = 'CSV'): CsvRecord[] {
     return [...parser.push(text), ...parser.end()];
   } catch (e) {
     if (!(e instanceof LorafitDataError)) throw e;
-    const what = /never closed/.test(e.message) ? 'unterminated quoted field' : /closing quote/.test(e.message) ? 'unexpected text after a closing quote' : 'malformed CSV';
+    const code = (e.cause as { code?: string } | undefined)?.code;  // csv-parse's error code
+    const what = code === 'CSV_QUOTE_NOT_CLOSED' ? 'unterminated quoted field' : code === 'CSV_INVALID_CLOSING_QUOTE' ? 'unexpected text after a closing quote' : 'malformed CSV';
     throw new LorafitEvalError('E_AB_FILE', `${fileLabel} line ${e.line ?? '?'}: ${what}`, { cause: e });
   }
 }
