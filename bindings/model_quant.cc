@@ -30,6 +30,8 @@ Napi::Value ModelWrap::StorageReport(const Napi::CallbackInfo& info) {
         num("quantizedBytes", r->quantized_bytes);
         num("otherParams", r->other_params);
         num("otherBytes", r->other_bytes);
+        num("projectionGroups", r->projection_groups);
+        num("fusedProjectionGroups", r->fused_projection_groups);
         return o;
       },
       Value());

@@ -94,6 +94,8 @@ std::unique_ptr<CausalLM> CausalLM::load(const ModelConfig& config, WeightSource
     layer.mlp.gate_proj = linear(p + ".mlp.gate_proj", I, H, c.mlp_bias);
     layer.mlp.up_proj = linear(p + ".mlp.up_proj", I, H, c.mlp_bias);
     layer.mlp.down_proj = linear(p + ".mlp.down_proj", H, I, c.mlp_bias);
+    layer.self_attn.fuse_projections();  // dense bases only; quantized ones stay per projection
+    layer.mlp.fuse_projections();
     layer.input_layernorm = get(p + ".input_layernorm.weight", {H});
     layer.post_attention_layernorm = get(p + ".post_attention_layernorm.weight", {H});
     if (c.sandwich_norms) {
@@ -315,6 +317,10 @@ StorageReport CausalLM::storage_report() const {
       r.linear_bytes += lin->weight().numel() * static_cast<int64_t>(lin->weight().element_size());
     }
   }
+  for (const DecoderLayer& layer : layers_) {
+    r.projection_groups += 2;
+    r.fused_projection_groups += (layer.self_attn.projections_fused() ? 1 : 0) + (layer.mlp.projections_fused() ? 1 : 0);
+  }
   for (const auto& [name, t] : named_parameters()) {
     const std::string lin_suffix = "_proj.weight";  // the decoder projections, counted above
     if (name.size() > lin_suffix.size() && name.compare(name.size() - lin_suffix.size(), lin_suffix.size(), lin_suffix) == 0) continue;
@@ -322,6 +328,14 @@ StorageReport CausalLM::storage_report() const {
     r.other_bytes += t.numel() * static_cast<int64_t>(t.element_size());
   }
   return r;
+}
+
+void CausalLM::regroup_projections() {
+  at::NoGradGuard no_grad;
+  for (DecoderLayer& layer : layers_) {
+    layer.self_attn.fuse_projections();
+    layer.mlp.fuse_projections();
+  }
 }
 
 void CausalLM::set_full_training(bool on) {

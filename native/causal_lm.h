@@ -35,6 +35,8 @@ struct StorageReport {
   int64_t linear_params = 0, linear_bytes = 0;        // decoder-layer projections (all of them)
   int64_t quantized_params = 0, quantized_bytes = 0;  // those of them stored quantized
   int64_t other_params = 0, other_bytes = 0;          // embeddings, norms, lm_head, biases
+  // Projection groups (q/k/v and gate/up of each layer) computed as one GEMM (layers/projection_group.h)
+  int64_t projection_groups = 0, fused_projection_groups = 0;
 };
 
 struct ForwardOptions {
@@ -81,6 +83,8 @@ class CausalLM {
   const QuantizedWeight* quantized_weight(const std::string& name) const;
   // What the weights occupy; quantized_bytes / quantized_params is the bytes per quantized parameter.
   StorageReport storage_report() const;
+  // Regroups q/k/v and gate/up as single GEMMs where a merge or unmerge replaced their weights.
+  void regroup_projections();
   // How the base was quantized (kNone: dense); NF4 settings as loaded.
   QuantKind quantization() const { return quant_kind_; }
   bool double_quant() const { return double_quant_; }

@@ -177,6 +177,7 @@ void merge_adapter(CausalLM& model, const std::string& name) {
       into_quantized = into_quantized || lin->is_quantized();
       lin->merge(name);
     }
+  model.regroup_projections();
   if (into_quantized)
     model.add_warning("adapter '" + name + "' was merged into a quantized (" + std::string(quant_kind_name(model.quantization())) +
                       ") base: each merged layer was dequantized and is now dense in the compute dtype; "
@@ -188,6 +189,7 @@ void unmerge_adapter(CausalLM& model, const std::string& name) {
   at::NoGradGuard no_grad;
   for (auto& [path, lin] : model.named_linears())
     if (lin->adapters().count(name)) lin->unmerge(name);
+  model.regroup_projections();
 }
 
 void merge_and_unload(CausalLM& model, const std::string& name) {

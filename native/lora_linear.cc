@@ -4,33 +4,52 @@
 
 namespace lorafit {
 
+at::ScalarType lora_compute_dtype(at::ScalarType input, at::ScalarType lora) {
+  // bf16 inputs stay bf16, as autocast runs LoRA's matmuls: no fp32 copy of the activations
+  // (the fp32 A/B are cast, which is cheap at [r, in]; their gradients and optimizer state stay
+  // fp32). Other inputs are cast to the LoRA dtype, as PEFT does.
+  return input == at::kBFloat16 ? at::kBFloat16 : lora;
+}
+
+at::Tensor lora_dropout(const at::Tensor& h, double p, const ForwardContext& ctx) {
+  if (!ctx.training || p <= 0) return h;
+  // inverted dropout with the caller's generator: keep with probability 1-p, scale by 1/(1-p)
+  // The caller's CPU generator makes dropout reproducible on CPU; other devices use their default one.
+  at::Tensor keep = h.is_cpu() ? at::empty_like(h).bernoulli_(1.0 - p, ctx.generator) : at::empty_like(h).bernoulli_(1.0 - p);
+  return h * keep / (1.0 - p);
+}
+
+at::Tensor LoraLinear::base_forward(const at::Tensor& x) const {
+  if (!is_quantized()) return at::linear(x, weight_, bias_);
+  at::Tensor y = quantized_linear(x, *quant_);  // dequantized on the fly, not kept (quant_linear.h)
+  return bias_.defined() ? y + bias_ : y;
+}
+
 at::Tensor LoraLinear::forward(const at::Tensor& x, const ForwardContext& ctx) const {
-  at::Tensor y;
-  if (is_quantized()) {
-    y = quantized_linear(x, *quant_);  // dequantized on the fly, not kept (quant_linear.h)
-    if (bias_.defined()) y = y + bias_;
-  } else {
-    y = at::linear(x, weight_, bias_);
-  }
+  at::Tensor y = base_forward(x);
   if (!ctx.active_adapters || adapters_.empty()) return y;
   const auto out_dtype = y.scalar_type();
   for (const auto& name : *ctx.active_adapters) {
     auto it = adapters_.find(name);
     if (it == adapters_.end() || it->second.merged) continue;
     const LoraWeights& a = it->second;
-    // As PEFT: the input is cast to the LoRA weights' dtype, the sum is cast back at the end.
-    at::Tensor h = x.to(a.A.scalar_type());
-    if (ctx.training && a.dropout > 0) {
-      // inverted dropout with the caller's generator: keep with probability 1-p, scale by 1/(1-p)
-      // The caller's CPU generator makes dropout reproducible on CPU; other devices use their default one.
-      at::Tensor keep = h.is_cpu() ? at::empty_like(h).bernoulli_(1.0 - a.dropout, ctx.generator) : at::empty_like(h).bernoulli_(1.0 - a.dropout);
-      h = h * keep / (1.0 - a.dropout);
-    }
     if (a.magnitude.defined()) {
+      // DoRA keeps PEFT's arithmetic exactly: the input cast to the LoRA dtype, the sum cast back.
+      at::Tensor h = lora_dropout(x.to(a.A.scalar_type()), a.dropout, ctx);
       y = y + dora_output(a, h, y, ctx.training && a.dropout > 0);
       continue;
     }
-    y = y + at::linear(at::linear(h, a.A), a.B) * a.scaling;
+    const auto dt = lora_compute_dtype(x.scalar_type(), a.A.scalar_type());
+    at::Tensor h = lora_dropout(x.to(dt), a.dropout, ctx).reshape({-1, x.size(-1)});  // [N, in]
+    at::Tensor down = at::mm(h, a.A.to(dt).t());                                      // [N, r]
+    at::Tensor B = a.B.to(dt);                                                         // [out, r]
+    std::vector<int64_t> shape(y.sizes().begin(), y.sizes().end());
+    if (y.scalar_type() == dt) {
+      // y + scaling * down B^T as one GEMM that accumulates into y (no separate scale and add passes)
+      y = at::addmm(y.reshape({-1, y.size(-1)}), down, B.t(), 1, a.scaling).view(shape);
+    } else {
+      y = y + at::mm(down, B.t()).view(shape) * a.scaling;  // PEFT's promotion (e.g. fp16 base, fp32 LoRA)
+    }
   }
   return y.to(out_dtype);
 }

@@ -32,6 +32,11 @@ struct LoraWeights {
 // (PEFT's DoraLinearLayer.get_weight_norm).
 at::Tensor dora_weight_norm(const at::Tensor& weight, const at::Tensor& lora_weight, double scaling);
 
+// The dtype LoRA's matmuls run in for an input of dtype `input` and LoRA weights of dtype `lora`.
+at::ScalarType lora_compute_dtype(at::ScalarType input, at::ScalarType lora);
+// LoRA dropout of the input h (training only), with the context's generator.
+at::Tensor lora_dropout(const at::Tensor& h, double p, const ForwardContext& ctx);
+
 class LoraLinear {
  public:
   LoraLinear() = default;
@@ -42,6 +47,7 @@ class LoraLinear {
       : quant_(std::move(q)), bias_(std::move(bias)), dtype_(dtype) {}
 
   at::Tensor forward(const at::Tensor& x, const ForwardContext& ctx) const;  // x: [..., in] -> [..., out]
+  at::Tensor base_forward(const at::Tensor& x) const;  // the frozen part alone: x W^T + b
 
   int64_t in_features() const { return quant_ && !weight_.defined() ? quant_->shape()[1] : weight_.size(1); }
   int64_t out_features() const { return quant_ && !weight_.defined() ? quant_->shape()[0] : weight_.size(0); }
@@ -52,6 +58,7 @@ class LoraLinear {
   // The weight as used in forward, dense in the compute dtype (a fresh dequantized copy when quantized).
   at::Tensor dense_weight() const { return weight_.defined() ? weight_ : quant_->dequantize(dtype_); }
   const at::Tensor& bias() const { return bias_; }
+  at::Tensor& mutable_bias() { return bias_; }
 
   // The quantized base, or null. While an adapter is merged into a quantized base the layer
   // computes with the dense merged weight; unmerging everything returns to the exact quantized base.

@@ -155,6 +155,10 @@ export interface NativeStorageReport {
   quantizedBytes: number;
   otherParams: number;
   otherBytes: number;
+  /** q/k/v and gate/up of each layer: 2 per layer. */
+  projectionGroups: number;
+  /** Of them, those computed as one GEMM over concatenated frozen weights (dense, untrained bases). */
+  fusedProjectionGroups: number;
 }
 
 /** One tensor of a GGUF file, under its Hugging Face name (bindings/gguf.cc). */

@@ -29,9 +29,10 @@ at::Tensor repeat_kv(const at::Tensor& x, int64_t n_rep) {
 at::Tensor Attention::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& bias,
                               const ForwardContext& ctx) const {
   const int64_t B = x.size(0), T = x.size(1);
-  at::Tensor q = q_proj.forward(x, ctx).view({B, T, heads_, head_dim_}).transpose(1, 2);     // [B, H, T, D]
-  at::Tensor k = k_proj.forward(x, ctx).view({B, T, kv_heads_, head_dim_}).transpose(1, 2);  // [B, KV, T, D]
-  at::Tensor v = v_proj.forward(x, ctx).view({B, T, kv_heads_, head_dim_}).transpose(1, 2);  // [B, KV, T, D]
+  std::vector<at::Tensor> qkv_out = qkv.forward({&q_proj, &k_proj, &v_proj}, x, ctx);
+  at::Tensor q = qkv_out[0].view({B, T, heads_, head_dim_}).transpose(1, 2);     // [B, H, T, D]
+  at::Tensor k = qkv_out[1].view({B, T, kv_heads_, head_dim_}).transpose(1, 2);  // [B, KV, T, D]
+  at::Tensor v = qkv_out[2].view({B, T, kv_heads_, head_dim_}).transpose(1, 2);  // [B, KV, T, D]
   q = apply_rotary(q, cos, sin);
   k = apply_rotary(k, cos, sin);
   if (ctx.cache) {

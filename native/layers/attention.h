@@ -3,6 +3,7 @@
 
 #include "forward_context.h"
 #include "hf_config.h"
+#include "layers/projection_group.h"
 #include "lora_linear.h"
 
 namespace lorafit {
@@ -23,6 +24,12 @@ class Attention {
                      const ForwardContext& ctx) const;
 
   LoraLinear q_proj, k_proj, v_proj, o_proj;
+  ProjectionGroup qkv;  // q/k/v as one GEMM (fuse_projections)
+  // (Re)builds the group unless it is intact; after a merge or unmerge replaced the weights.
+  void fuse_projections() {
+    if (!qkv.intact({&q_proj, &k_proj, &v_proj})) qkv = ProjectionGroup::fuse({&q_proj, &k_proj, &v_proj});
+  }
+  bool projections_fused() const { return qkv.intact({&q_proj, &k_proj, &v_proj}); }
   bool sliding() const { return sliding_; }
 
  private:

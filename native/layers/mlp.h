@@ -3,6 +3,7 @@
 
 #include "forward_context.h"
 #include "hf_config.h"
+#include "layers/projection_group.h"
 #include "lora_linear.h"
 
 namespace lorafit {
@@ -14,6 +15,12 @@ class Mlp {
   at::Tensor forward(const at::Tensor& x, const ForwardContext& ctx) const;  // [B, T, hidden] -> same
 
   LoraLinear gate_proj, up_proj, down_proj;
+  ProjectionGroup gate_up;  // gate and up as one GEMM (fuse_projections)
+  // (Re)builds the group unless it is intact; after a merge or unmerge replaced the weights.
+  void fuse_projections() {
+    if (!gate_up.intact({&gate_proj, &up_proj})) gate_up = ProjectionGroup::fuse({&gate_proj, &up_proj});
+  }
+  bool projections_fused() const { return gate_up.intact({&gate_proj, &up_proj}); }
 
  private:
   std::string act_;
