@@ -215,9 +215,10 @@ function resetCharts(): void {
   $('loss-chart').dataset.points = '0';
 }
 
-function chart(el: HTMLElement, series: uPlot.Series[]): uPlot {
+function chart(el: HTMLElement, series: uPlot.Series[], yValues?: (v: number) => string): uPlot {
   const width = Math.max(280, el.clientWidth || 320);
-  return new uPlot({ width, height: 200, scales: { x: { time: false } }, axes: [{ label: 'step' }, {}], series: [{ label: 'step' }, ...series] }, [[]], el);
+  const y: uPlot.Axis = yValues ? { values: (_u, splits) => splits.map(yValues), size: 60 } : {};
+  return new uPlot({ width, height: 200, scales: { x: { time: false } }, axes: [{ label: 'step' }, y], series: [{ label: 'step' }, ...series] }, [[]], el);
 }
 
 function drawCharts(): void {
@@ -227,7 +228,7 @@ function drawCharts(): void {
         { label: 'train', stroke: '#3056d3', width: 1.5 },
         { label: 'eval', stroke: '#d92d20', width: 2, spanGaps: true, points: { show: true, size: 6 } },
       ]),
-      lr: chart($('lr-chart'), [{ label: 'lr', stroke: '#7a5af8', width: 1.5 }]),
+      lr: chart($('lr-chart'), [{ label: 'lr', stroke: '#7a5af8', width: 1.5, value: (_u, v) => (v === null ? '--' : v.toExponential(2)) }], (v) => (v === 0 ? '0' : v.toExponential(1))),
       tps: chart($('tps-chart'), [{ label: 'tok/s', stroke: '#079455', width: 1.5 }]),
     };
   }
