@@ -3,7 +3,7 @@
 //   GET  /api/runs            every run's summary (status, step, best eval, checkpoints, config)
 //   GET  /api/metrics?run=ID  the run's metrics.jsonl as a JSON array of rows (complete lines only)
 //   GET  /api/events?run=ID   SSE: a snapshot, then new rows and summary changes as training goes
-//   GET  /api/status          { streams } (SSE streams open now), runs, whether a token is needed
+//   GET  /api/status          { streams, subscriptions } (SSE streams open now, run-event listeners), runs, token?
 //   POST /api/chat, /api/ab, /api/ab/vote; GET /api/ab/tally   (chat-routes.ts)
 // Every request passes auth.ts first; a path with dot segments (plain or encoded) is refused;
 // runs are named by id, so nothing outside the run folders (and the page's own files) is served.
@@ -98,7 +98,7 @@ export function createUiServer(o: UiServerOptions): UiServer {
     const route = `${method} ${path}`;
     switch (route) {
       case 'GET /api/status':
-        return sendJson(res, 200, { streams: streams.count, runs: refs().length, tokenRequired: o.token !== undefined, playground: o.playground !== undefined });
+        return sendJson(res, 200, { streams: streams.count, subscriptions: [...watchers.values()].reduce((n, w) => n + w.listenerCount, 0), runs: refs().length, tokenRequired: o.token !== undefined, playground: o.playground !== undefined });
       case 'GET /api/runs':
         return sendJson(res, 200, { runs: refs().map((r) => watchers.get(r.dir)?.current().summary ?? summarizeRun(r)), problems: sourceProblems() });
       case 'GET /api/metrics': {

@@ -146,7 +146,7 @@ describe('on 127.0.0.1 (the default)', () => {
       expect((snap.rows as unknown[]).length).toBe(3);
     }
     expect(ui.streams.count).toBe(20);
-    expect(JSON.parse((await raw('127.0.0.1', port, '/api/status')).body).streams).toBe(20);
+    expect(JSON.parse((await raw('127.0.0.1', port, '/api/status')).body)).toMatchObject({ streams: 20, subscriptions: 20 });
     // a new row reaches every one of them
     appendFileSync(join(runsDir, 'good', 'metrics.jsonl'), jsonl([stepRow(3, 4, 2.2)]));
     for (const c of clients) {
@@ -156,7 +156,7 @@ describe('on 127.0.0.1 (the default)', () => {
     }
     for (const c of clients) c.close();
     await until(() => ui.streams.count === 0, 5000, 'the server to free the 20 streams');
-    expect(JSON.parse((await raw('127.0.0.1', port, '/api/status')).body).streams).toBe(0);
+    expect(JSON.parse((await raw('127.0.0.1', port, '/api/status')).body)).toMatchObject({ streams: 0, subscriptions: 0 });
   });
 
   it('GET /api/metrics answers a JSON array of the complete rows; /api/runs sums them up', async () => {
