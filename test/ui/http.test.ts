@@ -244,6 +244,38 @@ describe('on 127.0.0.1 (the default)', () => {
   });
 });
 
+describe('playground errors', () => {
+  it('a run without a base model is a 400; a recorded model that is gone is an error event; the server stays up', async () => {
+    const parent = join(work, 'play');
+    writeRun(parent, 'nomodel', jsonl([stepRow(1, 2, 2)]));
+    const lost = writeRun(parent, 'lostmodel', jsonl([stepRow(1, 2, 2)]));
+    writeFileSync(join(lost, 'lorafit-run.json'), JSON.stringify({ version: 1, status: 'completed', pid: 1, startedAt: '', config: { model: join(work, 'deleted-model') } }));
+    const ui = await startUi({ sources: { runsDir: parent }, port: 0 });
+    const port = portOf(ui);
+    try {
+      const post = (body: unknown) => raw('127.0.0.1', port, '/api/chat', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+      const none = await post({ run: 'nomodel', prompt: 'hi' });
+      expect(none.status).toBe(400);
+      expect(JSON.parse(none.body).error).toMatchObject({ code: 'E_UI_MODEL' });
+      expect(JSON.parse(none.body).error.message).toContain("run 'nomodel' names no base model");
+      const bad = await post({ run: 'lostmodel', prompt: 'hi', temperature: 3 });
+      expect(bad.status).toBe(400);
+      expect(JSON.parse(bad.body).error.message).toBe("'temperature' must be a number in [0, 2], got 3");
+      expect((await post({ run: 'lostmodel', prompt: 'hi', adapter: 'checkpoint-9' })).status).toBe(404);
+      const gone = await post({ run: 'lostmodel', prompt: 'hi' });
+      expect(gone.status).toBe(200);
+      const events = gone.body.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)));
+      expect(events).toHaveLength(1);
+      expect(events[0].type).toBe('error');
+      expect(events[0].message).toContain(join(work, 'deleted-model'));
+      expect((await raw('127.0.0.1', port, '/api/status')).status).toBe(200);
+      expect(ui.streams.count).toBe(0);
+    } finally {
+      await ui.stop();
+    }
+  });
+});
+
 describe('A/B tally', () => {
   it("counts the tuned model's picks from ab-votes.jsonl, holding back a half-written last line", () => {
     const dir = join(work, 'votes');
