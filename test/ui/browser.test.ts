@@ -83,22 +83,28 @@ describe('lorafit train --ui in Chromium', () => {
     await page.type('#prompt', 'Tell me something about the stars.');
     await page.$eval('#max-new-tokens', (el) => ((el as HTMLInputElement).value = '24'));
     await page.select('#adapter', 'adapter');
-    // count the text updates of each answer: streaming means many, a single reply one
+    // count the pieces each answer grows by (one mutation record per piece the page appends) and
+    // check both answers came as event streams
     await page.evaluate(() => {
-      const w = window as unknown as { updates: Record<string, number> };
-      w.updates = { left: 0, right: 0 };
-      for (const id of ['left', 'right']) new MutationObserver(() => w.updates[id]++).observe(document.getElementById(id)!, { childList: true, characterData: true, subtree: true });
+      const w = window as unknown as { pieces: Record<string, number> };
+      w.pieces = { left: 0, right: 0 };
+      for (const id of ['left', 'right']) new MutationObserver((records) => (w.pieces[id] += records.length)).observe(document.getElementById(id)!, { childList: true, characterData: true, subtree: true });
+    });
+    const chatTypes: string[] = [];
+    page.on('response', (r) => {
+      if (r.url().endsWith('/api/chat')) chatTypes.push(r.headers()['content-type'] ?? '');
     });
     await page.click('#compare');
     await page.waitForFunction(() => !(document.getElementById('compare') as HTMLButtonElement).disabled && document.getElementById('right')!.textContent !== '', { timeout: 30_000 });
     baseAnswer = await page.$eval('#left', (el) => el.textContent ?? '');
     tunedAnswer = await page.$eval('#right', (el) => el.textContent ?? '');
-    const updates = await page.evaluate(() => (window as unknown as { updates: Record<string, number> }).updates);
+    const pieces = await page.evaluate(() => (window as unknown as { pieces: Record<string, number> }).pieces);
     expect(await page.$eval('#play-error', (el) => (el as HTMLElement).hidden)).toBe(true);
     expect(baseAnswer.length).toBeGreaterThan(0);
     expect(tunedAnswer.length).toBeGreaterThan(0);
-    expect(updates.left).toBeGreaterThan(3);
-    expect(updates.right).toBeGreaterThan(3);
+    expect(pieces.left).toBeGreaterThan(3);
+    expect(pieces.right).toBeGreaterThan(3);
+    expect(chatTypes).toEqual(['text/event-stream; charset=utf-8', 'text/event-stream; charset=utf-8']);
     expect(await page.$eval('#right-label', (el) => el.textContent)).toBe('adapter');
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard.png'), fullPage: true });
     const shot = statSync(join(ARTIFACTS, 'dashboard.png'));
