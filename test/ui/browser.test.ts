@@ -67,6 +67,8 @@ describe('lorafit train --ui in Chromium', () => {
     await until(() => out.includes('training finished; the dashboard stays up'), 60_000, `the end of training in:\n${out}`);
     await page.waitForFunction(() => document.getElementById('run-status')!.textContent === 'completed', { timeout: 10_000 });
     expect(await points()).toBe(STEPS);
+    const record = JSON.parse(readFileSync(join(runDir, 'lorafit-run.json'), 'utf8'));
+    expect(record).toMatchObject({ status: 'completed', pid: child.pid, config: { model: join(ROOT, 'models', 'lorafit-tiny'), maxSteps: STEPS } });
     const stats = await page.$eval('#run-stats', (el) => el.textContent);
     expect(stats).toContain(`${STEPS} / ${STEPS}`);
     expect(stats).toMatch(/best eval\d\.\d{4} \(step \d+\)/);
