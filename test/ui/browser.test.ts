@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, ensureBuilt, ROOT, tempDir } from '../cli/helpers.js';
-import { until } from './helpers.js';
+import { startUi } from '../../lib/ui/start.js';
+import { outsideAddress, until } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(ROOT, 'test', '.work', 'ui');
@@ -132,6 +133,25 @@ describe('lorafit train --ui in Chromium', () => {
     const tally = await page.$eval('#tally', (el) => el.textContent);
     expect(tally).toContain('1 vote;');
     expect(tally).toContain(vote.a === 'tuned' ? 'tuned picked 1, base 0' : 'tuned picked 0, base 1');
+  });
+
+  it('on 0.0.0.0, the page opened from its token URL works through the cookie; without the token it is refused', async () => {
+    const ui = await startUi({ sources: { runs: [runDir] }, host: '0.0.0.0', port: 0, playground: false });
+    try {
+      const origin = `http://${outsideAddress()}:${(ui.server.address() as { port: number }).port}`;
+      const tokenPage = await browser.newPage();
+      await tokenPage.goto(`${origin}/?token=${ui.token}`);
+      // the run list, the event stream and the tally are requests of their own: each carries the cookie
+      await tokenPage.waitForFunction((n) => Number(document.getElementById('loss-chart')!.dataset.points) === n, { timeout: 10_000 }, STEPS);
+      expect(await tokenPage.$eval('#tally', (el) => (el as HTMLElement).dataset.votes)).toBe('1');
+      await tokenPage.close();
+      const stranger = await browser.createBrowserContext();
+      const refused = await (await stranger.newPage()).goto(`${origin}/`);
+      expect(refused!.status()).toBe(401);
+      await stranger.close();
+    } finally {
+      await ui.stop();
+    }
   });
 
   it('says so when the run folder is deleted, and the server stays up', async () => {
