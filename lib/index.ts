@@ -24,3 +24,5 @@ export type { ModelSource, ModelFormat } from './model/model-source.js';
 export { readGguf } from './gguf/reader.js';
 export type { GgufFile, GgufTensorInfo, GgufValue } from './gguf/reader.js';
 export { resolveOllamaModel, listOllamaModels } from './gguf/ollama.js';
+export { startUi } from './ui/start.js';
+export type { StartUiOptions, RunningUi } from './ui/start.js';

@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 need=()
-for tool in cmake g++ make ninja:ninja-build python3 pip3:python3-pip; do
+# chromium: the dashboard's browser tests (test/ui) drive Debian's chromium with puppeteer-core
+for tool in cmake g++ make ninja:ninja-build python3 pip3:python3-pip chromium; do
   bin="${tool%%:*}"; pkg="${tool#*:}"; [ "$pkg" = "$tool" ] && pkg="$bin"
   command -v "$bin" >/dev/null || need+=("$pkg")
 done

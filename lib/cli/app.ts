@@ -13,6 +13,7 @@ import * as merge from './merge.js';
 import * as prepare from './prepare.js';
 import * as serve from './serve.js';
 import * as train from './train.js';
+import * as ui from './ui.js';
 
 export async function main(args: string[]): Promise<number> {
   const verbose = args.includes('--verbose');
@@ -29,6 +30,7 @@ export async function main(args: string[]): Promise<number> {
     .command(exportCmd)
     .command(info)
     .command(serve)
+    .command(ui)
     .demandCommand(1, 'give a command (lorafit --help lists them)')
     .strict()
     .recommendCommands()

@@ -11,6 +11,7 @@ import { encodeDatasetFile, type EncodeFileOptions } from '../data/token-cache.j
 import { emptyStats, finishExamples, type TokenizedExample, type TokenizeOptions, type TokenizeStats, type TrainOn } from '../data/tokenize.js';
 import type { DataRecord, DatasetFormat } from '../data/formats.js';
 import { chat } from '../model/chat.js';
+import type { Dtype } from '../model/model.js';
 import { styleConversations } from '../train/default-job.js';
 import { LorafitError } from '../errors.js';
 import { LoraAdapter } from '../lora/lora-adapter.js';
@@ -18,6 +19,9 @@ import { Trainer } from '../train/trainer.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import { cliLogger, globalOptions, openModel, warningPrinter, type GlobalArgs } from './common.js';
 import { Progress, formatMs } from './progress.js';
+import { writeRunRecord, type RunRecord } from '../ui/run-record.js';
+import { startUi } from '../ui/start.js';
+import { printUrl, untilSignal } from './ui.js';
 import { TRAIN_KEYS, kebabKey, readConfigFile, resolveTrainConfig, type TrainConfig, type TrainKey } from './train-config.js';
 
 export const command = 'train [config]';
@@ -31,11 +35,19 @@ export function builder(y: Argv) {
     // Non-boolean flags are read as strings so the config check reports a bad value by name.
     out = out.option(flag, { type: spec.kind === 'boolean' ? 'boolean' : 'string', describe: `${spec.describe}${values}`, group: 'Training keys:' }) as typeof out;
   }
-  return out;
+  return out
+    .option('ui', { type: 'boolean', default: false, describe: 'Serve the web dashboard of this run (live curves, playground); it stays up after training until Ctrl-C', group: 'Dashboard:' })
+    .option('ui-port', { type: 'number', default: 7860, describe: 'Dashboard port (0: any free port)', group: 'Dashboard:' })
+    .option('ui-host', { type: 'string', default: '127.0.0.1', describe: 'Dashboard address; a non-loopback one requires the printed token', group: 'Dashboard:' })
+    .option('ui-token', { type: 'string', describe: 'Dashboard token (default: a random one when the host is not loopback)', group: 'Dashboard:' });
 }
 
 interface TrainArgs extends GlobalArgs {
   config?: string;
+  ui?: boolean;
+  uiPort?: number;
+  uiHost?: string;
+  uiToken?: string;
   [key: string]: unknown;
 }
 
@@ -46,11 +58,31 @@ export async function handler(argv: TrainArgs): Promise<void> {
   const cfg = resolveTrainConfig(file, argv.config, flags);
   const log = cliLogger(argv, 'train');
   log.info({ config: cfg }, 'train config');
-  await train(cfg, log);
+  if (!argv.ui) return train(cfg, log);
+  // The dashboard first: it shows the run from its first metrics line on.
+  const ui = await startUi({
+    sources: { runs: [resolve(cfg.outputDir ?? 'lorafit-output')] },
+    host: argv.uiHost,
+    port: argv.uiPort,
+    token: argv.uiToken,
+    playground: { model: cfg.model, loadOptions: { dtype: cfg.dtype as Dtype | undefined, device: cfg.device, threads: cfg.threads, quantize: cfg.loadIn4bit ? 'nf4' : cfg.loadIn8bit ? 'int8' : undefined } },
+    log,
+  });
+  printUrl(ui);
+  try {
+    await train(cfg, log);
+  } catch (e) {
+    await ui.stop();
+    throw e;
+  }
+  process.stdout.write(`training finished; the dashboard stays up at ${ui.url} (Ctrl-C quits)\n`);
+  await untilSignal();
+  await ui.stop();
 }
 
 async function train(cfg: TrainConfig, log: ReturnType<typeof cliLogger>): Promise<void> {
   const outputDir = resolve(cfg.outputDir ?? 'lorafit-output');
+  const baseModel = existsSync(cfg.model) ? resolve(cfg.model) : cfg.model;
   const seed = cfg.seed ?? 42;
   const say = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -140,11 +172,15 @@ async function train(cfg: TrainConfig, log: ReturnType<typeof cliLogger>): Promi
       say(`eval at step ${e.step}: loss ${e.evalLoss.toFixed(4)} (perplexity ${e.perplexity.toFixed(2)})`);
     });
     const t0 = Date.now();
-    const result = await trainer.fit(cfg.resumeFrom ? { resumeFrom: cfg.resumeFrom } : {}).finally(() => process.off('SIGINT', onSigint));
-    bar.done(`trained ${result.globalStep} steps in ${formatMs(Date.now() - t0)}; last train loss ${result.trainLoss.toFixed(4)}`);
-
+    // lorafit-run.json: the dashboard's record of this run (config, process, status).
+    const record: RunRecord = { version: 1, status: 'running', pid: process.pid, startedAt: new Date().toISOString(), config: { ...cfg, model: baseModel } };
     const adapterDir = join(outputDir, 'adapter');
-    await adapter.save(adapterDir, { baseModelNameOrPath: existsSync(cfg.model) ? resolve(cfg.model) : cfg.model });
+    const result = await recordRun(outputDir, record, async () => {
+      const r = await trainer.fit(cfg.resumeFrom ? { resumeFrom: cfg.resumeFrom } : {}).finally(() => process.off('SIGINT', onSigint));
+      bar.done(`trained ${r.globalStep} steps in ${formatMs(Date.now() - t0)}; last train loss ${r.trainLoss.toFixed(4)}`);
+      await adapter.save(adapterDir, { baseModelNameOrPath: baseModel });
+      return r;
+    });
     say(`adapter saved to ${adapterDir}`);
     if (before !== undefined && result.evalLoss !== undefined) {
       const drop = before - result.evalLoss;
@@ -157,6 +193,20 @@ async function train(cfg: TrainConfig, log: ReturnType<typeof cliLogger>): Promi
     log.info({ adapterDir, evalLossBefore: before, evalLossAfter: result.evalLoss, steps: result.globalStep }, 'train done');
   } finally {
     await model.dispose();
+  }
+}
+
+/** Runs the training with lorafit-run.json saying running, then completed, failed or interrupted. */
+async function recordRun<T>(outputDir: string, record: RunRecord, fn: () => Promise<T>): Promise<T> {
+  writeRunRecord(outputDir, record);
+  try {
+    const r = await fn();
+    writeRunRecord(outputDir, { ...record, status: 'completed', endedAt: new Date().toISOString() });
+    return r;
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    writeRunRecord(outputDir, { ...record, status: code === 'E_ABORTED' ? 'interrupted' : 'failed', endedAt: new Date().toISOString(), error: `${code ?? 'error'}: ${(e as Error).message}` });
+    throw e;
   }
 }
 

@@ -20,11 +20,19 @@ function newestTs(dir: string): number {
   return newest;
 }
 
-/** Compiles lib/ to dist/ when dist is missing or older than a source file (npm test builds it first). */
+const PAGE_JS = join(ROOT, 'dist', 'lib', 'ui', 'page', 'app.js');
+
+/**
+ * Compiles lib/ to dist/ when dist is missing or older than a source file (npm test builds it
+ * first), and the dashboard's page script (lib/ui/page, its own tsconfig) the same way.
+ */
 export function ensureBuilt(): void {
-  if (existsSync(CLI) && statSync(CLI).mtimeMs >= newestTs(join(ROOT, 'lib'))) return;
-  const r = spawnSync('npx', ['tsc', '-p', '.'], { cwd: ROOT, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`tsc failed:\n${r.stdout}\n${r.stderr}`);
+  const newest = newestTs(join(ROOT, 'lib'));
+  for (const [out, project] of [[CLI, '.'], [PAGE_JS, 'lib/ui/page']]) {
+    if (existsSync(out) && statSync(out).mtimeMs >= newest) continue;
+    const r = spawnSync('npx', ['tsc', '-p', project], { cwd: ROOT, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`tsc -p ${project} failed:\n${r.stdout}\n${r.stderr}`);
+  }
 }
 
 export function tempDir(prefix = 'lorafit-cli-'): string {

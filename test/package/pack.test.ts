@@ -76,7 +76,8 @@ describe('npm pack -> npm install in a fresh app -> npx lorafit', () => {
       .filter(Boolean);
     const missing = tracked.filter((f) => !packed.includes(f));
     expect(missing).toEqual([]);
-    for (const f of ['package.json', 'README.md', 'dist/lib/cli/main.js', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'models/lorafit-tiny/config.json', 'examples/data/styles/yoda.txt', 'scripts/build-addon.mjs']) {
+    const dashboard = ['lib/ui/page/index.html', 'lib/ui/page/style.css', 'dist/lib/ui/page/app.js'];
+    for (const f of ['package.json', 'README.md', 'dist/lib/cli/main.js', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'models/lorafit-tiny/config.json', 'examples/data/styles/yoda.txt', 'scripts/build-addon.mjs', ...dashboard]) {
       expect(packed, f).toContain(f);
     }
     expect(packed.filter((f) => f.startsWith('test/') || f.startsWith('build/') || f.endsWith('.gguf'))).toEqual([]);
@@ -96,6 +97,29 @@ describe('npm pack -> npm install in a fresh app -> npx lorafit', () => {
     expect(r.out).toMatch(/held-out NLL \d+\.\d+ -> \d+\.\d+ \((down|up) /);
     expect(existsSync(join(app, 'out-tiny', 'adapter', 'adapter_model.safetensors'))).toBe(true);
   }, 300_000);
+
+  it('the installed `lorafit ui` serves its page, script and uPlot (offline: from the package and its dependencies) and the run just trained', async () => {
+    // node on the installed bin itself (not npx), so that SIGTERM reaches the server
+    const child = spawn(process.execPath, [join(app, 'node_modules', '.bin', 'lorafit'), 'ui', '--run', 'out-tiny', '--port', '0', '--no-playground'], { cwd: app, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    try {
+      for (let t = Date.now(); !/dashboard: http:\/\/127\.0\.0\.1:\d+\//.test(out); ) {
+        if (Date.now() - t > 60_000 || child.exitCode !== null) throw new Error(`lorafit ui did not start:\n${out}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const base = /dashboard: (http:\/\/127\.0\.0\.1:\d+\/)/.exec(out)![1];
+      const page = await fetch(base);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('<script src="/assets/uplot.min.js"></script>');
+      for (const asset of ['assets/app.js', 'assets/uplot.min.js', 'assets/uplot.min.css', 'assets/style.css']) expect((await fetch(base + asset)).status, asset).toBe(200);
+      const runs = (await (await fetch(`${base}api/runs`)).json()) as { runs: { id: string; status: string; adapters: string[] }[] };
+      expect(runs.runs.map((r) => [r.id, r.status])).toEqual([['out-tiny', 'completed']]);
+    } finally {
+      child.kill('SIGTERM');
+    }
+  }, 120_000);
 
   it('the real default: `lorafit train --max-steps 2` tunes SmolLM2-135M-Instruct, then `lorafit export ollama` exports the adapter', async () => {
     const gguf = smollm2Gguf(); // fails (never skips) when scripts/setup.sh has not fetched it
