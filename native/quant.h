@@ -1,8 +1,13 @@
-// quant.h: NF4 (QLoRA, bitsandbytes-exact) and int8 per-row absmax weight quantization.
+// quant.h: NF4 (QLoRA, bitsandbytes') and int8 per-row absmax weight quantization.
 //
 // Pure ATen, no Node. Semantics follow bitsandbytes (csrc/kernels.cu: kQuantizeBlockwise,
 // dQuantizeNF4, dQuantize, kDequantizeBlockwise; functional.py: quantize_4bit, quantize_blockwise,
-// create_dynamic_map) and are checked bit-exactly against shared/fixtures/hf/nf4/.
+// create_dynamic_map). Checked value for value against test/fixtures/hf/nf4/ and against the real
+// bitsandbytes 0.50.2 CPU backend (test/native/quant.test.ts): packed codes, fp32 absmax, absmax2,
+// offset and the dequantization of a given state are bit-exact. The 8-bit codes of the double-quant
+// absmax follow the CUDA search (nearest code) and the torch-1.13 dynamic map, so they can differ
+// from bitsandbytes-CPU's (one code lower, 2 of 612 in that test) and the dequantized weights of
+// our own double quantization are within ~1e-3 x max|w| of bitsandbytes' (not equal).
 //
 // NF4 quantization of a weight w (fp32, fp16 or bf16; any shape, usually [out, in]):
 //   * flatten row-major to n values, split into nblocks = ceil(n / block_size) blocks; the last
@@ -67,7 +72,8 @@ Nf4Weight quantize_nf4(const at::Tensor& w, int64_t block_size = 64, bool double
 
 // Dequantize to out_dtype and the original shape. CPU: one parallel pass (per-block 16-entry
 // table already multiplied by absmax and rounded to out_dtype). Other devices: vectorised ATen
-// (unpack nibbles -> index_select the LUT -> multiply by the broadcast absmax). Both bit-exact.
+// (unpack nibbles -> index_select the LUT -> multiply by the broadcast absmax). Both equal
+// bitsandbytes' dequantize_4bit of the same state bit for bit (fp32 and bf16 outputs).
 at::Tensor dequantize_nf4(const Nf4Weight& q, at::ScalarType out_dtype);
 // The device-agnostic ATen formulation (exposed for tests/benchmarks; same result).
 at::Tensor dequantize_nf4_aten(const Nf4Weight& q, at::ScalarType out_dtype);

@@ -1,11 +1,9 @@
 #!/usr/bin/env python3
 """Run the real bitsandbytes NF4 quantizer (CPU backend) and dump everything lorafit must match.
 
-Usage (scratch venv, not a project dependency):
-    /root/.cache/lorafit/venv/bin/python -m venv --system-site-packages /tmp/bnbvenv
-    /tmp/bnbvenv/bin/pip install bitsandbytes safetensors
-    /tmp/bnbvenv/bin/python test/interop/bnb_nf4_check.py --out /tmp/bnb_nf4.safetensors
-    build/native-tests/quant_test shared/.../nf4_reference.safetensors /tmp/bnb_nf4.safetensors
+Run by test/native/quant.test.ts with the interop venv (LORAFIT_PYTHON, which has bitsandbytes):
+    $LORAFIT_PYTHON test/interop/bnb_nf4_check.py --out /tmp/bnb_nf4.safetensors
+    build/native-tests/quant_test test/fixtures/hf/nf4/nf4_reference.safetensors /tmp/bnb_nf4.safetensors
 
 Output keys (all F32 or U8 so the C++ test's tiny reader can read them; bf16 inputs are stored
 widened to F32, which is exact):
@@ -19,6 +17,12 @@ widened to F32, which is exact):
     case<k>.dequantized           F32 [out, in]  dequantize_4bit(packed, state) (fp32 output)
     case<k>.dequantized_plain     F32 [out, in]  dequantize_4bit of the plain (non-nested) state
     case<k>.dequantized_bf16      F32 [out, in]  dequantize_4bit with a bf16 quant dtype, widened
+    case<k>.x, case<k>.gy         F32 [5, in], [5, out]  matmul input and output gradient (in the
+                                  weight's dtype, widened)
+    case<k>.matmul                F32 [5, out]   bnb.matmul_4bit(x, packed.t(), state) with autograd
+    case<k>.matmul_nograd         F32 [5, out]   the same under no_grad (the gemm_4bit op)
+    case<k>.grad_x                F32 [5, in]    d(sum(matmul * gy))/dx
+    case<k>.threads               F32 [1]        torch.get_num_threads() (fp32 GEMM order depends on it)
     serialized.<key>              the quant_state.as_dict(packed=True) tensors of case 0 (prefix
                                   "weight." as in HF checkpoints); the JSON blob is U8.
 The metadata holds the bitsandbytes/torch versions and the decoded JSON blob.
@@ -37,6 +41,12 @@ Findings (bitsandbytes 0.50.2 from PyPI, torch 2.15.0, CPU only, no GPU):
   dequantized values exactly. On the random cases here lorafit equals bitsandbytes-CPU on packed
   NF4 bytes, fp32 absmax, absmax2, offset and every dequantized value (fp32 and bf16 outputs),
   for fp32 and bf16 inputs, partial last blocks and odd numel.
+* matmul_4bit on CPU, as training calls it (no AVX512-BF16 repacking, which happens only in
+  eval mode): dequantize_4bit + torch.nn.functional.linear, backward grad_x = grad_y @ W. lorafit's
+  quantized_linear on the same state gives the same fp32 and bf16 results bit for bit when both
+  run on the same number of threads (fp32 GEMM sums in a thread-count-dependent order: 1 vs 2
+  threads differ by ~2e-7 here). The eval-mode fused bf16 kernel is compared at the model level in
+  bnb-model.test.ts (within bf16 rounding).
 * The one CPU/CUDA divergence: bitsandbytes' CPU quantize_blockwise (csrc/common.cpp:
   x / absmax, BinSearch "Direct2", then the nearer of idx and idx+1) sometimes returns the code
   one below the nearest; CUDA dQuantize (binary search + fp32 midpoints; lorafit) returns the
@@ -70,6 +80,7 @@ Findings (bitsandbytes 0.50.2 from PyPI, torch 2.15.0, CPU only, no GPU):
 
 import argparse
 import json
+from pathlib import Path
 import sys
 
 import torch
@@ -78,7 +89,7 @@ import bitsandbytes as bnb
 import bitsandbytes.functional as F
 from safetensors.torch import load_file, save_file
 
-FIXTURE = "/work/shared/fixtures/hf/nf4/nf4_reference.safetensors"
+FIXTURE = str(Path(__file__).resolve().parents[1] / "fixtures" / "hf" / "nf4" / "nf4_reference.safetensors")
 
 
 def quantize(w, compress):
@@ -105,7 +116,29 @@ def dump_case(out, k, w, fp32_out):
     st_b = F.QuantState.from_dict(st.as_dict(), device="cpu")
     st_b.dtype = torch.bfloat16
     out[f"case{k}.dequantized_bf16"] = F.dequantize_4bit(packed, st_b).float().contiguous()
+    dump_matmul(out, k, w.dtype, packed, st)
     return packed, st
+
+
+def dump_matmul(out, k, dtype, packed, st):
+    """bnb.matmul_4bit as QLoRA training calls it (Linear4bit.forward with the weight transposed),
+    in the weight's dtype: with autograd (MatMul4Bit: dequantize_4bit + linear, backward
+    grad_x = grad_y @ dequantize_4bit(W)) and without (the gemm_4bit op)."""
+    g = torch.Generator().manual_seed(4321 + k)  # its own generator: the weights stay as they were
+    x = (torch.randn(5, st.shape[1], generator=g) * 0.5).to(dtype)
+    gy = torch.randn(5, st.shape[0], generator=g).to(dtype)
+    xg = x.clone().requires_grad_(True)
+    y = bnb.matmul_4bit(xg, packed.t(), quant_state=st)
+    y.backward(gy)
+    with torch.no_grad():
+        y_nograd = bnb.matmul_4bit(x, packed.t(), quant_state=st)
+    out[f"case{k}.x"] = x.float().contiguous()
+    out[f"case{k}.gy"] = gy.float().contiguous()
+    out[f"case{k}.matmul"] = y.detach().float().contiguous()
+    out[f"case{k}.matmul_nograd"] = y_nograd.float().contiguous()
+    out[f"case{k}.grad_x"] = xg.grad.float().contiguous()
+    # fp32 GEMM results depend on how BLAS splits the work, so on the thread count.
+    out[f"case{k}.threads"] = torch.tensor([float(torch.get_num_threads())])
 
 
 def main():

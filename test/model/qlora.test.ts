@@ -1,6 +1,6 @@
 // QLoRA: NF4 / int8 quantized base weights through Model.load, training on top, storage,
-// merge, the bitsandbytes checkpoint layout and bad input. (NF4 bit-exactness against the
-// bitsandbytes fixture is test/native/quant.test.ts; real bitsandbytes/transformers interop is
+// merge, the bitsandbytes checkpoint layout and bad input. (NF4 against the fixture and the
+// real bitsandbytes kernels is test/native/quant.test.ts; real bitsandbytes/transformers interop is
 // test/interop/bnb-model.test.ts.)
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -5,7 +5,7 @@
 #   test/native/build.sh          # build -> build/native-tests/quant_test
 #   test/native/build.sh run      # build and run (exit status = test status)
 #   BNB_FILE=/tmp/bnb_nf4.safetensors test/native/build.sh run   # also compare with bitsandbytes
-#     (written by test/interop/bnb_nf4_check.py)
+#     (written by test/interop/bnb_nf4_check.py; test/native/quant.test.ts does both in npm test)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 node "$ROOT/scripts/native-tests.mjs" --build quant_test
