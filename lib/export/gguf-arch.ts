@@ -28,6 +28,8 @@ export interface ArchConfig {
   attnLogitSoftcapping: number | null;
   finalLogitSoftcapping: number | null;
   slidingWindow: number | null;
+  /** Gemma 2 only: queries are scaled by 1/sqrt(this). */
+  queryPreAttnScalar: number | null;
   bosTokenId: number | null;
   eosTokenId: number | null;
   padTokenId: number | null;
@@ -83,10 +85,33 @@ export function parseArchConfig(config: Record<string, unknown>, file: string): 
     attnLogitSoftcapping: isGemma2 ? nullIfOff(c.attnLogitSoftcapping) : null,
     finalLogitSoftcapping: isGemma2 ? nullIfOff(c.finalLogitSoftcapping) : null,
     slidingWindow: isGemma2 ? nullIfOff(c.slidingWindow) : null,
+    // Not in native's config JSON; 256 is Gemma2Config's default, as native/hf_config.cc has it.
+    queryPreAttnScalar: isGemma2 ? (typeof config.query_pre_attn_scalar === 'number' ? config.query_pre_attn_scalar : 256) : null,
     bosTokenId: firstId(config.bos_token_id),
     eosTokenId: firstId(config.eos_token_id),
     padTokenId: firstId(config.pad_token_id),
   };
+}
+
+/**
+ * Refuses a model that llama.cpp would run differently from transformers because GGUF has no key
+ * for the setting. Gemma 2's query scale: llama.cpp uses 1/sqrt(head_dim), or 1/sqrt(hidden/heads)
+ * for the 46-layer (27B) model type (llama-model.cpp, f_attention_scale), which is what every
+ * released Gemma 2 has as query_pre_attn_scalar (2B, 9B: 256 = head_dim; 27B: 144 = 4608 / 32).
+ * (Mistral's sliding window is not refused: llama.cpp's llama architecture attends to the whole
+ * context, as convert_hf_to_gguf.py exports it, so a windowed Mistral, e.g. v0.1's 4096, matches
+ * transformers only on sequences no longer than the window.)
+ */
+export function checkLlamaCppExpressible(a: ArchConfig, file: string): void {
+  if (a.ggufArch !== 'gemma2' || a.queryPreAttnScalar === null) return;
+  const llamaCpp = a.numLayers === 46 ? a.hiddenSize / a.numHeads : a.headDim;
+  if (a.queryPreAttnScalar !== llamaCpp) {
+    throw new LorafitError(
+      'E_EXPORT',
+      `${file}: query_pre_attn_scalar ${a.queryPreAttnScalar} cannot be expressed in GGUF: llama.cpp scales Gemma 2 queries by 1/sqrt(${llamaCpp}) ` +
+        `(${a.numLayers === 46 ? 'hidden_size / num_attention_heads for the 46-layer model' : 'head_dim'}), so the exported model would compute something else`,
+    );
+  }
 }
 
 /** native uses 0 for "off" (no soft-cap, no window); GGUF leaves the key out then. */

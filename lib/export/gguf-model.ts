@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { LorafitError } from '../errors.js';
-import { ggufTensorName, needsQkPermute, parseArchConfig, permuteQk, qkHeads, type ArchConfig } from './gguf-arch.js';
+import { checkLlamaCppExpressible, ggufTensorName, needsQkPermute, parseArchConfig, permuteQk, qkHeads, type ArchConfig } from './gguf-arch.js';
 import { readTokenizerMetadata, writeTokenizerMetadata, type TokenizerMetadata } from './gguf-tokenizer.js';
 import { GgufWriter, LLAMA_FTYPE, QK8_0, type GgmlDtype } from './gguf-writer.js';
 import { HfWeights } from './hf-weights.js';
@@ -119,6 +119,7 @@ export async function exportGguf(modelDir: string, outFile: string, options: Exp
   if (!DTYPES.includes(dtype)) throw new LorafitError('E_EXPORT', `dtype '${String(dtype)}' is not one of ${DTYPES.join(', ')}`);
   const { arch } = readModelConfig(modelDir);
   const configFile = join(modelDir, 'config.json');
+  checkLlamaCppExpressible(arch, configFile);
   const weights = HfWeights.open(modelDir);
 
   const tokenizerDir = options.tokenizerDir ?? modelDir;

@@ -201,7 +201,7 @@ describe('exportGguf: mistral, gemma, gemma2 (synthetic)', () => {
   });
 
   it('gemma2: four norms a layer, softcaps, sliding window', async () => {
-    const d = await tinyModel('gemma2', { attn_logit_softcapping: 50.0, final_logit_softcapping: 30.0, sliding_window: 4096 });
+    const d = await tinyModel('gemma2', { attn_logit_softcapping: 50.0, final_logit_softcapping: 30.0, sliding_window: 4096, query_pre_attn_scalar: 16 });
     const r = await readGguf((await exportGguf(d, join(dir, 'gemma2.gguf'), { tokenizerDir, dtype: 'BF16' })).file);
     const m = r.typedMetadata as unknown as Kv;
     expectKv(m, {
