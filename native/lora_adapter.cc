@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "error.h"
+#include "lora_init.h"
 #include "safetensors.h"
 
 namespace lorafit {
@@ -33,40 +34,48 @@ void add_adapter(CausalLM& model, const LoraSpec& s) {
   if (s.rank <= 0) throw Error("E_OPTION", "option 'rank' must be a positive integer");
   if (s.targets.empty()) throw Error("E_ADAPTER", "adapter '" + s.name + "' targets no module");
   if (has_adapter(model, s.name)) throw Error("E_ADAPTER", "an adapter named '" + s.name + "' is already attached");
+  check_lora_init(s.init);
   at::NoGradGuard no_grad;
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(s.seed);
-  const auto opts = at::TensorOptions().dtype(at::kFloat);
-  std::vector<std::pair<LoraLinear*, LoraWeights>> made;
+  const bool rewrites = init_rewrites_base(s.init);
+  struct Made {
+    LoraLinear* lin;
+    LoraWeights w;
+    at::Tensor residual;  // the new base weight (PiSSA / OLoRA), undefined otherwise
+  };
+  std::vector<Made> made;
   for (const auto& path : s.targets) {
     LoraLinear* lin = find_linear(model, path);
     if (!lin) throw Error("E_ADAPTER", "adapter '" + s.name + "': no linear module named '" + path + "'");
+    if (rewrites && lin->quantized())
+      // PEFT's pissa_init raises on a quantized weight too; re-quantizing a residual would change the base
+      throw Error("E_ADAPTER", "adapter '" + s.name + "': init '" + s.init + "' rewrites the base weight of " + path + ", which is quantized (" +
+                                   quant_kind_name(lin->quantized()->kind()) + "); load the model unquantized to initialise it (as PEFT requires)");
+    if (rewrites && !lin->adapters().empty())
+      throw Error("E_ADAPTER", "adapter '" + s.name + "': init '" + s.init + "' rewrites the base weight of " + path +
+                                   ", which other adapters already use; attach it alone");
     const int64_t in = lin->in_features(), out = lin->out_features();
+    const double scaling = lora_scaling(s);
+    LoraInit init = lora_init(s.init, rewrites ? lin->dense_weight() : at::Tensor(), in, out, s.rank, scaling, gen);
     LoraWeights w;
-    w.A = at::zeros({s.rank, in}, opts);
-    w.B = at::zeros({out, s.rank}, opts);
-    if (s.init == "kaiming") {
-      // PEFT: nn.init.kaiming_uniform_(A, a=sqrt(5)) -> U(-1/sqrt(in), 1/sqrt(in))
-      const double bound = 1.0 / std::sqrt(static_cast<double>(in));
-      w.A.uniform_(-bound, bound, gen);
-    } else if (s.init == "gaussian") {
-      w.A.normal_(0.0, 1.0 / static_cast<double>(s.rank), gen);
-    } else if (s.init != "none") {
-      throw Error("E_OPTION", "option 'init' must be 'kaiming', 'gaussian' or 'none', got '" + s.init + "'");
-    }
-    w.A = w.A.to(model.device(), s.dtype).set_requires_grad(true);
-    w.B = w.B.to(model.device(), s.dtype).set_requires_grad(true);
-    w.scaling = lora_scaling(s);
+    w.A = init.A.to(model.device(), s.dtype).set_requires_grad(true);
+    w.B = init.B.to(model.device(), s.dtype).set_requires_grad(true);
+    w.scaling = scaling;
     w.dropout = s.dropout;
     if (s.use_dora) {
       // PEFT's DoraLinearLayer.update_layer: m = ||W + scaling B A|| per output row (W dequantized
-      // for a quantized base), in fp32 like the LoRA weights
+      // for a quantized base; the residual after PiSSA/OLoRA), in fp32 like the LoRA weights
       at::Tensor lora_weight = at::matmul(w.B, w.A);
-      w.magnitude = dora_weight_norm(lin->dense_weight().to(w.A.device()), lora_weight, w.scaling).to(at::kFloat).contiguous();
+      at::Tensor base = init.residual.defined() ? init.residual : lin->dense_weight();
+      w.magnitude = dora_weight_norm(base.to(w.A.device()), lora_weight, w.scaling).to(at::kFloat).contiguous();
       w.magnitude.set_requires_grad(true);
     }
-    made.emplace_back(lin, std::move(w));
+    made.push_back({lin, std::move(w), init.residual});
   }
-  for (auto& [lin, w] : made) lin->adapters()[s.name] = std::move(w);
+  for (auto& m : made) {
+    if (m.residual.defined()) m.lin->mutable_weight() = m.residual.to(m.lin->weight().device()).contiguous();
+    m.lin->adapters()[s.name] = std::move(m.w);
+  }
 }
 
 void delete_adapter(CausalLM& model, const std::string& name) {

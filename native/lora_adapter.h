@@ -21,7 +21,9 @@ struct LoraSpec {
   double dropout = 0;
   bool rslora = false;
   std::vector<std::string> targets;  // module paths, e.g. model.layers.0.self_attn.q_proj
-  std::string init;                  // "kaiming" (PEFT default) | "gaussian" | "none" (A and B zero)
+  // "kaiming" (PEFT default) | "gaussian" | "pissa" | "pissa_niter_<N>" | "olora" | "none" (A and B
+  // zero); pissa/olora replace the base weights by their residual (lora_init.h)
+  std::string init;
   uint64_t seed = 0;
   bool use_dora = false;             // DoRA: a magnitude vector per module, initialised to ||W + scaling B A||_row
   at::ScalarType dtype = at::kFloat; // LoRA weights stay fp32 under a bf16 base, as PEFT keeps them

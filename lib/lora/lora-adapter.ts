@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { LorafitError, optionError, fromNative } from '../errors.js';
 import { looksLikeHubId, resolveModelPath } from '../hub/resolve.js';
 import { writeDirAtomic, writeFileAtomicSync } from '../util/fs-atomic.js';
+import { checkLoraInit, convertedConfigFields, convertTensors, initFromPeft, rewritesBase, type LoraInit } from './init-weights.js';
 import { checkPeftConfig, makePeftConfig, type PeftLoraConfig } from './peft-config.js';
 import { DEFAULT_TARGETS, resolveTargets, shortNames, type TargetModules } from './targets.js';
 import type { Model } from '../model/model.js';
@@ -33,8 +34,16 @@ export interface LoraOptions {
    * W' = m / ||W + scaling B A||_row * (W + scaling B A), the norm detached as PEFT detaches it.
    */
   useDora?: boolean;
-  /** 'kaiming' (PEFT default: A kaiming-uniform, B zeros), 'gaussian' (A ~ N(0, 1/r)), 'none' (both zero). */
-  init?: 'kaiming' | 'gaussian' | 'none';
+  /**
+   * PEFT's init_lora_weights: 'kaiming' (PEFT's default True: A kaiming-uniform, B zeros),
+   * 'gaussian' (A ~ N(0, 1/r^2)), 'pissa' / 'pissa_niter_<N>' (A, B from the top-r singular
+   * triplets of each base weight, exact SVD or torch.svd_lowrank with N iterations), 'olora' (A, B
+   * from its QR decomposition), 'none' (both zero). pissa and olora replace the base weights by
+   * their residual W - scaling B A (outputs unchanged at init); save with { convertToLora: true }
+   * for an adapter that loads on the untouched base. A seed N draws what PEFT draws after
+   * torch.manual_seed(N). See lib/lora/init-weights.ts.
+   */
+  init?: LoraInit;
   seed?: number;
   /** Adapter name on the model. Default 'default'. */
   name?: string;
@@ -66,6 +75,8 @@ function adaptersOf(model: Model): LoraAdapter[] {
 
 export class LoraAdapter {
   #deleted = false;
+  /** The factors right after a base-rewriting init (PiSSA / OLoRA), keys as in the file. */
+  #initial: Map<string, { shape: number[]; data: Float32Array }> | undefined;
 
   private constructor(
     readonly model: Model,
@@ -84,7 +95,7 @@ export class LoraAdapter {
     if (!Number.isInteger(rank) || rank < 1) throw optionError('rank', `must be a positive integer, got ${rank}`);
     if (typeof alpha !== 'number' || !Number.isFinite(alpha) || alpha <= 0) throw optionError('alpha', `must be a positive number, got ${alpha}`);
     if (typeof dropout !== 'number' || dropout < 0 || dropout >= 1) throw optionError('dropout', `must be in [0, 1), got ${dropout}`);
-    if (!['kaiming', 'gaussian', 'none'].includes(init)) throw optionError('init', `must be 'kaiming', 'gaussian' or 'none', got '${init}'`);
+    checkLoraInit(init);
     if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw optionError('name', `'${name}' may hold only letters, digits, '_', '.', '-'`);
     const seed = options.seed ?? 0;
     if (!Number.isInteger(seed) || seed < 0) throw optionError('seed', 'must be a non-negative integer');
@@ -97,8 +108,15 @@ export class LoraAdapter {
     return LoraAdapter.attach(model, name, config, modules, { seed, init }, options.activate ?? true);
   }
 
-  /** Loads a PEFT adapter folder (adapter_config.json + adapter_model.safetensors). */
-  static async load(model: Model, dir: string, options: { name?: string; activate?: boolean; revision?: string } = {}): Promise<LoraAdapter> {
+  /**
+   * Loads a PEFT adapter folder (adapter_config.json + adapter_model.safetensors).
+   * An adapter whose init_lora_weights is pissa / olora is loaded as PEFT loads it: the init runs
+   * on this model first (its base weights become the residual), then the file's factors replace
+   * the initial ones. Pass initBase: false when the model already is the residual (PEFT's
+   * "residual model" recipe, or a resumed training run). seed: the draws of a pissa_niter_N
+   * init (PEFT draws from torch's global generator; seed N draws as after torch.manual_seed(N)).
+   */
+  static async load(model: Model, dir: string, options: { name?: string; activate?: boolean; revision?: string; initBase?: boolean; seed?: number } = {}): Promise<LoraAdapter> {
     let abs = resolve(dir);
     if (!existsSync(abs) && looksLikeHubId(dir)) {
       // a hub id ('org/my-adapter'): download into (or find in) the shared HF cache
@@ -153,7 +171,11 @@ export class LoraAdapter {
       }
     }
     const name = options.name ?? 'default';
-    const adapter = await LoraAdapter.attach(model, name, config, ordered, { seed: 0, init: 'none' }, options.activate ?? true);
+    const fileInit = initFromPeft(config.init_lora_weights);
+    const init: LoraInit = fileInit && rewritesBase(fileInit) && options.initBase !== false ? fileInit : 'none';
+    const seed = options.seed ?? 0;
+    if (!Number.isInteger(seed) || seed < 0) throw optionError('seed', 'must be a non-negative integer');
+    const adapter = await LoraAdapter.attach(model, name, config, ordered, { seed, init }, options.activate ?? true);
     try {
       await channelOf(model).call(() => nativeAdapterOf(adapter).setState(entries));
     } catch (e) {
@@ -163,7 +185,7 @@ export class LoraAdapter {
     return adapter;
   }
 
-  private static async attach(model: Model, name: string, config: PeftLoraConfig, modules: string[], init: { seed: number; init: string }, activate: boolean): Promise<LoraAdapter> {
+  private static async attach(model: Model, name: string, config: PeftLoraConfig, modules: string[], init: { seed: number; init: LoraInit }, activate: boolean): Promise<LoraAdapter> {
     if (adaptersOf(model).some((a) => a.name === name)) throw new LorafitError('E_ADAPTER', `the model already has an adapter named '${name}'; pass another name`);
     const channel = channelOf(model);
     const spec = { name, rank: config.r, alpha: config.lora_alpha, dropout: config.lora_dropout ?? 0, rslora: config.use_rslora === true, init: init.init, seed: init.seed, targets: modules, useDora: config.use_dora === true };
@@ -171,6 +193,8 @@ export class LoraAdapter {
     const adapter = new LoraAdapter(model, name, config, modules);
     natives.set(adapter, native);
     channel.own(native, adapter);
+    // PiSSA / OLoRA: the initial factors, for the conversion to a plain LoRA adapter on save
+    if (rewritesBase(init.init)) adapter.#initial = await adapter.tensors();
     if (activate) await adapter.activate();
     return adapter;
   }
@@ -241,9 +265,24 @@ export class LoraAdapter {
     await channelOf(this.model).call(() => native.setState(entries));
   }
 
-  /** Writes a PEFT adapter folder; the folder appears complete or not at all. */
-  async save(dir: string, options: { baseModelNameOrPath?: string } = {}): Promise<void> {
-    const tensors = await this.tensors();
+  /**
+   * Writes a PEFT adapter folder; the folder appears complete or not at all.
+   * convertToLora (a PiSSA / OLoRA adapter): write it as PEFT's save_pretrained(...,
+   * path_initial_model_for_weight_conversion=...) does, a plain LoRA adapter of rank 2r
+   * (A' = [A; A0], B' = [B, -B0], same scaling) that gives the trained model on the untouched
+   * base model instead of on the residual.
+   */
+  async save(dir: string, options: { baseModelNameOrPath?: string; convertToLora?: boolean } = {}): Promise<void> {
+    let tensors = await this.tensors();
+    let fields: Partial<PeftLoraConfig> = {};
+    if (options.convertToLora) {
+      if (!this.#initial) {
+        throw optionError('convertToLora', `adapter '${this.name}' has init_lora_weights ${JSON.stringify(this.config.init_lora_weights)}; only an adapter whose init rewrote the base (pissa, pissa_niter_N, olora) in this process can be converted`);
+      }
+      if (this.config.use_dora) throw optionError('convertToLora', `adapter '${this.name}' is a DoRA adapter; its magnitudes have no rank-2r LoRA form (PEFT drops them)`);
+      tensors = convertTensors(tensors, this.#initial);
+      fields = convertedConfigFields(this.config);
+    }
     const st = new Map<string, StTensor>();
     for (const [k, v] of tensors) {
       for (let i = 0; i < v.data.length; i++) {
@@ -251,7 +290,7 @@ export class LoraAdapter {
       }
       st.set(k, fromFloat32(v.data, v.shape));
     }
-    const config = { ...this.config, base_model_name_or_path: options.baseModelNameOrPath ?? this.config.base_model_name_or_path, inference_mode: true };
+    const config = { ...this.config, ...fields, base_model_name_or_path: options.baseModelNameOrPath ?? this.config.base_model_name_or_path, inference_mode: true };
     await writeDirAtomic(dir, (tmp) => {
       writeFileAtomicSync(join(tmp, ADAPTER_WEIGHTS), serializeSafetensors(st, { format: 'pt' }));
       writeFileAtomicSync(join(tmp, ADAPTER_CONFIG), `${JSON.stringify(config, null, 2)}\n`);

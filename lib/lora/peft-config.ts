@@ -2,6 +2,7 @@
 // read leniently: unknown keys are ignored (newer PEFT releases add fields), but variants that
 // would change the maths are refused by name.
 import { LorafitError } from '../errors.js';
+import { isLoraInit, peftInitValue, type LoraInit } from './init-weights.js';
 
 export interface PeftLoraConfig {
   task_type: string;
@@ -47,7 +48,7 @@ export function makePeftConfig(o: {
   dropout: number;
   targetModules: string[] | string;
   useRslora: boolean;
-  init: 'kaiming' | 'gaussian' | 'none';
+  init: LoraInit;
   baseModel: string | null;
   useDora?: boolean;
 }): PeftLoraConfig {
@@ -68,7 +69,7 @@ export function makePeftConfig(o: {
     bias: 'none',
     use_rslora: o.useRslora,
     modules_to_save: null,
-    init_lora_weights: o.init === 'gaussian' ? 'gaussian' : o.init === 'none' ? false : true,
+    init_lora_weights: peftInitValue(o.init),
     layers_to_transform: null,
     layers_pattern: null,
     rank_pattern: {},
@@ -119,7 +120,7 @@ export function checkPeftConfig(raw: unknown, file: string): PeftLoraConfig {
     ['layers_to_transform', (v) => !isEmpty(v), 'layers_to_transform'],
     ['trainable_token_indices', (v) => !isEmpty(v), 'trainable_token_indices'],
     ['target_parameters', (v) => !isEmpty(v), 'target_parameters'],
-    ['init_lora_weights', (v) => typeof v === 'string' && v !== 'gaussian' && !v.startsWith('orthogonal'), 'initialisations that rewrite the base weights (pissa, olora, loftq, corda, eva)'],
+    ['init_lora_weights', (v) => typeof v === 'string' && !(isLoraInit(v) && v !== 'none' && v !== 'kaiming') && !v.startsWith('orthogonal'), 'this initialisation (lorafit has kaiming, gaussian, pissa, pissa_niter_N, olora)'],
   ];
   for (const [key, isBad, what] of unsupported) {
     if (isBad(c[key])) bad(key, `is ${JSON.stringify(c[key])}: ${what} is not supported by lorafit yet`);
