@@ -25,6 +25,7 @@ LoraLinear* find_linear(CausalLM& model, const std::string& path) {
 }  // namespace
 
 bool has_adapter(CausalLM& model, const std::string& name) {
+  if (model.module_copies().count(name)) return true;
   for (auto& [path, lin] : model.named_linears())
     if (lin->adapters().count(name)) return true;
   return false;
@@ -43,6 +44,13 @@ void add_adapter(CausalLM& model, const LoraSpec& s) {
     LoraWeights w;
     at::Tensor residual;  // the new base weight (PiSSA / OLoRA), undefined otherwise
   };
+  std::map<std::string, at::Tensor> copies;  // modules_to_save
+  for (const auto& module : s.modules_to_save) {
+    if (module != "lm_head" && module != "model.embed_tokens")
+      throw Error("E_ADAPTER", "adapter '" + s.name + "': modules_to_save supports lm_head and model.embed_tokens, not '" + module + "'");
+    const at::Tensor& base = module == "lm_head" ? model.lm_head_weight(nullptr) : model.embed_tokens_weight(nullptr);
+    copies[module] = base.detach().clone().set_requires_grad(true);
+  }
   std::vector<Made> made;
   for (const auto& path : s.targets) {
     LoraLinear* lin = find_linear(model, path);
@@ -76,6 +84,7 @@ void add_adapter(CausalLM& model, const LoraSpec& s) {
     if (m.residual.defined()) m.lin->mutable_weight() = m.residual.to(m.lin->weight().device()).contiguous();
     m.lin->adapters()[s.name] = std::move(m.w);
   }
+  if (!copies.empty()) model.module_copies()[s.name] = std::move(copies);
 }
 
 void delete_adapter(CausalLM& model, const std::string& name) {
@@ -86,6 +95,7 @@ void delete_adapter(CausalLM& model, const std::string& name) {
     if (it->second.merged) lin->unmerge(name);
     lin->adapters().erase(it);
   }
+  model.module_copies().erase(name);
   auto& active = model.active_adapters();
   active.erase(std::remove(active.begin(), active.end(), name), active.end());
 }
@@ -100,6 +110,9 @@ std::vector<std::pair<std::string, at::Tensor>> adapter_tensors(CausalLM& model,
     // PEFT's file key for DoRA's magnitude (its parameter lora_magnitude_vector.<name>.weight)
     if (it->second.magnitude.defined()) out.emplace_back(path + ".lora_magnitude_vector", it->second.magnitude);
   }
+  auto copies = model.module_copies().find(name);
+  if (copies != model.module_copies().end())
+    for (auto& [module, t] : copies->second) out.emplace_back(module + ".weight", t);
   if (out.empty()) throw Error("E_ADAPTER", "no adapter named '" + name + "'");
   return out;
 }
@@ -202,7 +215,17 @@ void unmerge_adapter(CausalLM& model, const std::string& name) {
 }
 
 void merge_and_unload(CausalLM& model, const std::string& name) {
+  auto copies = model.module_copies().find(name);
+  const bool has_copies = copies != model.module_copies().end();
+  if (has_copies && model.config().tie_word_embeddings)  // checked before anything is merged
+    throw Error("E_ADAPTER", "adapter '" + name + "' holds a trained copy of " + copies->second.begin()->first +
+                                 " (modules_to_save); merging it into a model with tied embeddings would untie lm_head from embed_tokens");
   merge_adapter(model, name);
+  if (has_copies) {
+    at::NoGradGuard no_grad;
+    for (auto& [module, t] : copies->second) model.adopt_module_copy(module, t);  // PEFT: the copy replaces the module
+    model.module_copies().erase(copies);
+  }
   for (auto& [path, lin] : model.named_linears()) {
     lin->adapters().erase(name);
     lin->drop_quantized_base();  // the merge is permanent: the dense merged weight replaces it

@@ -27,13 +27,17 @@ struct LoraSpec {
   uint64_t seed = 0;
   bool use_dora = false;             // DoRA: a magnitude vector per module, initialised to ||W + scaling B A||_row
   at::ScalarType dtype = at::kFloat; // LoRA weights stay fp32 under a bf16 base, as PEFT keeps them
+  // PEFT's modules_to_save: whole modules ("lm_head", "model.embed_tokens") the adapter holds a
+  // fully trainable copy of, in the model's dtype (a deepcopy, as PEFT's ModulesToSaveWrapper)
+  std::vector<std::string> modules_to_save;
 };
 
 double lora_scaling(const LoraSpec& spec);
 void add_adapter(CausalLM& model, const LoraSpec& spec);
 void delete_adapter(CausalLM& model, const std::string& name);
 bool has_adapter(CausalLM& model, const std::string& name);
-// (key, tensor) pairs in module order; the tensors are the live parameters.
+// (key, tensor) pairs in module order, then the modules_to_save copies ("lm_head.weight",
+// "model.embed_tokens.weight", PEFT's file keys); the tensors are the live parameters.
 std::vector<std::pair<std::string, at::Tensor>> adapter_tensors(CausalLM& model, const std::string& name);
 // Copies `value` into the adapter's tensor `key`; Error(E_SHAPE / E_ADAPTER) names the key.
 void set_adapter_tensor(CausalLM& model, const std::string& name, const std::string& key, const at::Tensor& value);

@@ -8,6 +8,7 @@ import { LorafitError, optionError, fromNative } from '../errors.js';
 import { looksLikeHubId, resolveModelPath } from '../hub/resolve.js';
 import { writeDirAtomic, writeFileAtomicSync } from '../util/fs-atomic.js';
 import { checkLoraInit, convertedConfigFields, convertTensors, initFromPeft, rewritesBase, type LoraInit } from './init-weights.js';
+import { moduleFileKeys, resolveModulesToSave } from './modules-to-save.js';
 import { checkPeftConfig, makePeftConfig, type PeftLoraConfig } from './peft-config.js';
 import { DEFAULT_TARGETS, resolveTargets, shortNames, type TargetModules } from './targets.js';
 import type { Model } from '../model/model.js';
@@ -45,6 +46,12 @@ export interface LoraOptions {
    */
   init?: LoraInit;
   seed?: number;
+  /**
+   * PEFT's modules_to_save: modules trained in full beside the LoRA ones ('lm_head',
+   * 'embed_tokens'), saved as base_model.model.<path>.weight. With tied embeddings the copy
+   * replaces the weight on its side only, as PEFT does by default (ensure_weight_tying false).
+   */
+  modulesToSave?: string[];
   /** Adapter name on the model. Default 'default'. */
   name?: string;
   /** Make it the active adapter. Default true. */
@@ -104,7 +111,9 @@ export class LoraAdapter {
     const peftTargets = targets === 'all-linear' ? shortNames(modules) : typeof targets === 'string' ? targets : [...targets];
     const useDora = options.useDora ?? false;
     if (typeof useDora !== 'boolean') throw optionError('useDora', 'must be a boolean');
-    const config = makePeftConfig({ rank, alpha, dropout, targetModules: peftTargets, useRslora: options.useRslora ?? false, init, baseModel: model.dir, useDora });
+    const modulesToSave = options.modulesToSave ?? [];
+    resolveModulesToSave(modulesToSave);
+    const config = makePeftConfig({ rank, alpha, dropout, targetModules: peftTargets, useRslora: options.useRslora ?? false, init, baseModel: model.dir, useDora, modulesToSave: [...modulesToSave] });
     return LoraAdapter.attach(model, name, config, modules, { seed, init }, options.activate ?? true);
   }
 
@@ -142,7 +151,20 @@ export class LoraAdapter {
     const linears = new Set(linearNames);
     const modules = new Set<string>();
     const dora = config.use_dora === true;
+    // modules_to_save: whole-module copies under the module's own key
+    const saved = resolveModulesToSave(config.modules_to_save);
+    const entries: NativeNamedTensor[] = [];
+    const moduleKeys = new Set<string>();
+    for (const path of saved) {
+      const keys = moduleFileKeys(PEFT_PREFIX, path);
+      const key = keys.find((k) => file.tensors.has(k));
+      if (!key) throw new LorafitError('E_ADAPTER', `${weightsFile}: '${keys[0]}' is missing (adapter_config.json lists it in modules_to_save)`);
+      const t = file.tensors.get(key)!;
+      entries.push({ key: `${path}.weight`, shape: t.shape, data: toFloat32(t) });
+      moduleKeys.add(key);
+    }
     for (const key of file.tensors.keys()) {
+      if (moduleKeys.has(key)) continue;
       const m = /^base_model\.model\.(.+)\.(?:lora_([AB])(?:\.[^.]+)?\.weight|lora_magnitude_vector)$/.exec(key);
       if (!m) throw new LorafitError('E_ADAPTER', `${weightsFile}: unexpected tensor '${key}' (expected base_model.model.<module>.lora_A.weight / .lora_B.weight${dora ? ' / .lora_magnitude_vector' : ''})`);
       if (!m[2] && !dora) throw new LorafitError('E_ADAPTER', `${weightsFile}: '${key}' is a DoRA magnitude, but adapter_config.json has no use_dora: true`);
@@ -151,7 +173,6 @@ export class LoraAdapter {
     }
     if (modules.size === 0) throw new LorafitError('E_ADAPTER', `${weightsFile}: holds no LoRA tensors`);
     const ordered = linearNames.filter((p) => modules.has(p));
-    const entries: NativeNamedTensor[] = [];
     for (const path of ordered) {
       for (const ab of ['A', 'B'] as const) {
         const t = file.tensors.get(`${PEFT_PREFIX}${path}.lora_${ab}.weight`) ?? file.tensors.get(`${PEFT_PREFIX}${path}.lora_${ab}.default.weight`);
@@ -188,7 +209,10 @@ export class LoraAdapter {
   private static async attach(model: Model, name: string, config: PeftLoraConfig, modules: string[], init: { seed: number; init: LoraInit }, activate: boolean): Promise<LoraAdapter> {
     if (adaptersOf(model).some((a) => a.name === name)) throw new LorafitError('E_ADAPTER', `the model already has an adapter named '${name}'; pass another name`);
     const channel = channelOf(model);
-    const spec = { name, rank: config.r, alpha: config.lora_alpha, dropout: config.lora_dropout ?? 0, rslora: config.use_rslora === true, init: init.init, seed: init.seed, targets: modules, useDora: config.use_dora === true };
+    const spec = {
+      name, rank: config.r, alpha: config.lora_alpha, dropout: config.lora_dropout ?? 0, rslora: config.use_rslora === true, init: init.init, seed: init.seed, targets: modules,
+      useDora: config.use_dora === true, modulesToSave: resolveModulesToSave(config.modules_to_save),
+    };
     const native = await channel.call((h) => h.addAdapter(spec));
     const adapter = new LoraAdapter(model, name, config, modules);
     natives.set(adapter, native);
@@ -245,8 +269,9 @@ export class LoraAdapter {
       const [i, o] = dims(p);
       return n + this.config.r * (i + o) + (dora ? o : 0);  // DoRA: one magnitude per output row
     }, 0);
-    const total = this.model.numParameters() + trainable;
-    return { trainable, total, percent: (100 * trainable) / total };
+    const copies = resolveModulesToSave(this.config.modules_to_save).length * c.vocabSize * c.hiddenSize;  // modules_to_save
+    const total = this.model.numParameters() + trainable + copies;
+    return { trainable: trainable + copies, total, percent: (100 * (trainable + copies)) / total };
   }
 
   /** The adapter's tensors (or their gradients) keyed as in adapter_model.safetensors. */
@@ -354,6 +379,8 @@ export class LoraAdapter {
     for (const p of parts) {
       if (p.adapter.modules.join() !== modules.join()) throw new LorafitError('E_ADAPTER', `combine: adapter '${p.adapter.name}' targets other modules than '${parts[0].adapter.name}'`);
     }
+    const saving = parts.find((p) => (p.adapter.config.modules_to_save ?? []).length > 0);
+    if (saving) throw new LorafitError('E_ADAPTER', `combine: '${saving.adapter.name}' trains whole modules (modules_to_save ${JSON.stringify(saving.adapter.config.modules_to_save)}), which a combination cannot weigh`);
     const dora = parts.find((p) => p.adapter.config.use_dora === true);
     if (dora) throw new LorafitError('E_ADAPTER', `combine: '${dora.adapter.name}' is a DoRA adapter; DoRA adapters cannot be combined (as in PEFT)`);
     if (type === 'linear' && !parts.every((p) => p.adapter.config.r === parts[0].adapter.config.r)) {
