@@ -50,6 +50,7 @@ export const TRAIN_KEYS = {
   targetModules: { kind: 'list', describe: "Modules to adapt: names (q_proj,v_proj) or all-linear (default: PEFT's per architecture)" },
   useRslora: { kind: 'boolean', describe: 'rsLoRA scaling alpha/sqrt(r)' },
   useDora: { kind: 'boolean', describe: 'DoRA: a trained magnitude per output row (PEFT use_dora)' },
+  modulesToSave: { kind: 'list', describe: 'Modules trained in full beside the LoRA ones and saved with the adapter (PEFT modules_to_save): lm_head, embed_tokens' },
   initLoraWeights: { kind: 'string', describe: "LoRA init (PEFT init_lora_weights): kaiming (default), gaussian, pissa, pissa_niter_<N> or olora; pissa/olora turn the base weights into their residual" },
   convertToLora: { kind: 'boolean', describe: 'Save a pissa/olora adapter converted to plain LoRA of rank 2r that loads on the untouched base (PEFT path_initial_model_for_weight_conversion)' },
   loraplusLrRatio: { kind: 'number', min: 0, minExclusive: true, describe: 'LoRA+: lora_B learns at learning-rate x this (PEFT loraplus_lr_ratio; LoRA+ suggests 16; default 1, off)' },

@@ -121,10 +121,11 @@ async function train(cfg: TrainConfig, log: ReturnType<typeof cliLogger>): Promi
       useRslora: cfg.useRslora ?? false,
       useDora: cfg.useDora ?? false,
       init,
+      modulesToSave: cfg.modulesToSave,
       seed,
     });
     const share = adapter.trainableParameters();
-    say(`${adapter.config.use_dora ? 'DoRA' : 'LoRA'} r=${rank} alpha=${adapter.config.lora_alpha}${init === 'kaiming' ? '' : ` init ${init}`} on ${adapter.modules.length} modules: ${share.trainable} trainable of ${share.total} parameters (${share.percent.toFixed(3)}%)`);
+    say(`${adapter.config.use_dora ? 'DoRA' : 'LoRA'} r=${rank} alpha=${adapter.config.lora_alpha}${init === 'kaiming' ? '' : ` init ${init}`} on ${adapter.modules.length} modules${cfg.modulesToSave?.length ? ` + ${cfg.modulesToSave.join(', ')} in full` : ''}: ${share.trainable} trainable of ${share.total} parameters (${share.percent.toFixed(3)}%)`);
 
     const ac = new AbortController();
     const trainer = new Trainer({

@@ -68,8 +68,12 @@ export function convertTensors(trained: Tensors, initial: Tensors): Tensors {
         }
       }
       out.set(key, { shape: [rows, 2 * r], data });
+    } else {
+      // modules_to_save copies go as they are: the untouched base needs the trained module too.
+      // (PEFT 0.21's subtract_mutated_init keeps only lora_A / lora_B, so its converted file lacks
+      // them while its config still lists modules_to_save.)
+      out.set(key, t);
     }
-    // PEFT keeps only lora_A / lora_B in the converted file
   }
   return out;
 }
