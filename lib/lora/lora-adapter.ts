@@ -65,6 +65,21 @@ export interface TrainableParameters {
   percent: number;
 }
 
+/** [in, out] of a decoder projection, from the model config. */
+function linearDims(c: Model['config'], path: string): [number, number] {
+  const kind = path.split('.').pop();
+  const q = c.numAttentionHeads * c.headDim;
+  const kv = c.numKeyValueHeads * c.headDim;
+  switch (kind) {
+    case 'q_proj': return [c.hiddenSize, q];
+    case 'k_proj': case 'v_proj': return [c.hiddenSize, kv];
+    case 'o_proj': return [q, c.hiddenSize];
+    case 'gate_proj': case 'up_proj': return [c.hiddenSize, c.intermediateSize];
+    case 'down_proj': return [c.intermediateSize, c.hiddenSize];
+    default: throw new LorafitError('E_ADAPTER', `unknown module kind ${kind}`);
+  }
+}
+
 /** The native adapter behind each LoraAdapter (for lib/: the Trainer's training state). */
 const natives = new WeakMap<LoraAdapter, NativeAdapter>();
 
@@ -196,6 +211,16 @@ export class LoraAdapter {
     const init: LoraInit = fileInit && rewritesBase(fileInit) && options.initBase !== false ? fileInit : 'none';
     const seed = options.seed ?? 0;
     if (!Number.isInteger(seed) || seed < 0) throw optionError('seed', 'must be a non-negative integer');
+    if (init !== 'none') {
+      // the init rewrites the base weights, which a later refusal could not undo: check shapes first
+      const c = model.config;
+      for (const e of entries) {
+        const path = e.key.replace(/\.(?:lora_[AB]\.weight|lora_magnitude_vector|weight)$/, '');
+        const want = path === 'lm_head' || path === 'model.embed_tokens' ? [c.vocabSize, c.hiddenSize]
+          : e.key.endsWith('.lora_A.weight') ? [config.r, linearDims(c, path)[0]] : e.key.endsWith('.lora_B.weight') ? [linearDims(c, path)[1], config.r] : [linearDims(c, path)[1]];
+        if (e.shape.join() !== want.join()) throw new LorafitError('E_SHAPE', `${weightsFile}: '${PEFT_PREFIX}${e.key}' has shape [${e.shape.join(', ')}] but the model needs [${want.join(', ')}] (was it trained on another base model?)`);
+      }
+    }
     const adapter = await LoraAdapter.attach(model, name, config, ordered, { seed, init }, options.activate ?? true);
     try {
       await channelOf(model).call(() => nativeAdapterOf(adapter).setState(entries));
@@ -251,19 +276,7 @@ export class LoraAdapter {
   trainableParameters(): TrainableParameters {
     this.check();
     const c = this.model.config;
-    const dims = (path: string): [number, number] => {
-      const kind = path.split('.').pop();
-      const q = c.numAttentionHeads * c.headDim;
-      const kv = c.numKeyValueHeads * c.headDim;
-      switch (kind) {
-        case 'q_proj': return [c.hiddenSize, q];
-        case 'k_proj': case 'v_proj': return [c.hiddenSize, kv];
-        case 'o_proj': return [q, c.hiddenSize];
-        case 'gate_proj': case 'up_proj': return [c.hiddenSize, c.intermediateSize];
-        case 'down_proj': return [c.intermediateSize, c.hiddenSize];
-        default: throw new LorafitError('E_ADAPTER', `unknown module kind ${kind}`);
-      }
-    };
+    const dims = (path: string) => linearDims(c, path);
     const dora = this.config.use_dora === true;
     const trainable = this.modules.reduce((n, p) => {
       const [i, o] = dims(p);

@@ -1,10 +1,12 @@
 // The base-rewriting inits (PiSSA, OLoRA) without Python: what they do to the model and what is
 // refused. Their numbers against PEFT are in test/interop/peft-init.test.ts.
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LoraAdapter } from '../../lib/lora/lora-adapter.js';
 import { Model } from '../../lib/model/model.js';
+import { Trainer } from '../../lib/train/trainer.js';
+import { fromFloat32, readSafetensors, serializeSafetensors } from '../../lib/util/safetensors.js';
 import { Golden, HF, maxAbsDiff, maxAbsDiffMasked, rows } from '../helpers/golden.js';
 import { scratchDir } from '../helpers/python.js';
 import { rejects } from '../helpers/rejects.js';
@@ -54,5 +56,38 @@ describe('PiSSA / OLoRA inits', () => {
     await plain.delete();
     const dora = await LoraAdapter.create(model, { name: 'dora', init: 'olora', useDora: true, targetModules: ['v_proj'] });
     await rejects(dora.save(join(root, 'y'), { convertToLora: true }), 'E_OPTION', 'DoRA');
+  });
+
+  it('a resumed PiSSA + modules_to_save run ends where the uninterrupted one does (the checkpoint loads on the residual, not re-initialised)', async () => {
+    const data = [0, 1, 2, 3].map((k) => ({ inputIds: ids[0].slice(0, 12).map((t) => (t + k) % 256), labels: ids[0].slice(0, 12).map((t) => (t + k) % 256) }));
+    const run = async (outputDir: string, resumeFrom?: string) => {
+      await using model = await Model.load(LLAMA);
+      const adapter = await LoraAdapter.create(model, { rank: 2, alpha: 4, init: 'pissa', targetModules: ['q_proj', 'v_proj'], modulesToSave: ['lm_head'] });
+      const trainer = new Trainer({ model, adapter, trainData: data, maxSteps: 4, batchSize: 2, learningRate: 1e-2, saveSteps: 2, outputDir, seed: 3 });
+      await trainer.fit(resumeFrom ? { resumeFrom } : {});
+      return adapter.tensors();
+    };
+    const whole = await run(join(root, 'whole'));
+    const resumed = await run(join(root, 'resumed'), join(root, 'whole', 'checkpoint-2'));
+    expect([...resumed.keys()]).toEqual([...whole.keys()]);
+    for (const [k, v] of whole) expect(maxAbsDiff(resumed.get(k)!.data, v.data), k).toBeLessThan(1e-6);
+  });
+
+  it('loading a pissa adapter with a wrong shape is refused before the base is rewritten', async () => {
+    const dir = join(root, 'bad-shape');
+    {
+      await using model = await Model.load(LLAMA);
+      const a = await LoraAdapter.create(model, { rank: 2, init: 'pissa', targetModules: ['q_proj'] });
+      await a.save(dir);
+    }
+    const file = join(dir, 'adapter_model.safetensors');
+    const st = readSafetensors(file);
+    st.tensors.set('base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight', fromFloat32(new Float32Array(32 * 2), [32, 2]));
+    writeFileSync(file, serializeSafetensors(st.tensors, st.metadata));
+    await using model = await Model.load(LLAMA);
+    const q0 = (await model.parameter('model.layers.0.self_attn.q_proj.weight')).data;
+    await rejects(LoraAdapter.load(model, dir), 'E_SHAPE', "q_proj.lora_B.weight' has shape [32, 2] but the model needs [64, 2]");
+    expect(maxAbsDiff((await model.parameter('model.layers.0.self_attn.q_proj.weight')).data, q0)).toBe(0);
+    expect(LoraAdapter.list(model)).toEqual([]);
   });
 });
