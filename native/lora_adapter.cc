@@ -43,6 +43,7 @@ void add_adapter(CausalLM& model, const LoraSpec& s) {
     LoraLinear* lin;
     LoraWeights w;
     at::Tensor residual;  // the new base weight (PiSSA / OLoRA), undefined otherwise
+    std::shared_ptr<const QuantizedWeight> requantized;  // OLoRA on NF4: the residual re-quantized
   };
   std::map<std::string, at::Tensor> copies;  // modules_to_save
   for (const auto& module : s.modules_to_save) {
@@ -55,16 +56,25 @@ void add_adapter(CausalLM& model, const LoraSpec& s) {
   for (const auto& path : s.targets) {
     LoraLinear* lin = find_linear(model, path);
     if (!lin) throw Error("E_ADAPTER", "adapter '" + s.name + "': no linear module named '" + path + "'");
-    if (rewrites && lin->quantized())
-      // PEFT's pissa_init raises on a quantized weight too; re-quantizing a residual would change the base
+    const QuantizedWeight* quant = lin->quantized();
+    if (rewrites && quant && (s.init != "olora" || quant->kind() != QuantKind::kNf4))
+      // PEFT's pissa_init raises on a quantized weight too (OLoRA on NF4 is re-quantized below, as PEFT does)
       throw Error("E_ADAPTER", "adapter '" + s.name + "': init '" + s.init + "' rewrites the base weight of " + path + ", which is quantized (" +
-                                   quant_kind_name(lin->quantized()->kind()) + "); load the model unquantized to initialise it (as PEFT requires)");
+                                   quant_kind_name(quant->kind()) + "); load the model unquantized to initialise it (as PEFT requires" +
+                                   (s.init == "olora" ? "; OLoRA works on an NF4 base" : "") + ")");
     if (rewrites && !lin->adapters().empty())
       throw Error("E_ADAPTER", "adapter '" + s.name + "': init '" + s.init + "' rewrites the base weight of " + path +
                                    ", which other adapters already use; attach it alone");
     const int64_t in = lin->in_features(), out = lin->out_features();
     const double scaling = lora_scaling(s);
-    LoraInit init = lora_init(s.init, rewrites ? lin->dense_weight() : at::Tensor(), in, out, s.rank, scaling, gen);
+    // a quantized base: its dequantized weight, the residual kept in fp32 for re-quantizing
+    at::Tensor base_weight = !rewrites ? at::Tensor() : quant ? lin->dense_weight().to(at::kFloat) : lin->dense_weight();
+    LoraInit init = lora_init(s.init, base_weight, in, out, s.rank, scaling, gen);
+    std::shared_ptr<const QuantizedWeight> requantized;
+    if (init.residual.defined() && quant) {
+      // PEFT's olora_init on a bitsandbytes 4-bit weight: Params4bit(residual, compress_statistics as before)
+      requantized = std::make_shared<const QuantizedWeight>(quantize_nf4(init.residual, quant->nf4().block_size, quant->nf4().double_quant));
+    }
     LoraWeights w;
     w.A = init.A.to(model.device(), s.dtype).set_requires_grad(true);
     w.B = init.B.to(model.device(), s.dtype).set_requires_grad(true);
@@ -74,14 +84,15 @@ void add_adapter(CausalLM& model, const LoraSpec& s) {
       // PEFT's DoraLinearLayer.update_layer: m = ||W + scaling B A|| per output row (W dequantized
       // for a quantized base; the residual after PiSSA/OLoRA), in fp32 like the LoRA weights
       at::Tensor lora_weight = at::matmul(w.B, w.A);
-      at::Tensor base = init.residual.defined() ? init.residual : lin->dense_weight();
+      at::Tensor base = requantized ? requantized->dequantize(lin->dtype()) : init.residual.defined() ? init.residual : lin->dense_weight();
       w.magnitude = dora_weight_norm(base.to(w.A.device()), lora_weight, w.scaling).to(at::kFloat).contiguous();
       w.magnitude.set_requires_grad(true);
     }
-    made.push_back({lin, std::move(w), init.residual});
+    made.push_back({lin, std::move(w), requantized ? at::Tensor() : init.residual, requantized});
   }
   for (auto& m : made) {
-    if (m.residual.defined()) m.lin->mutable_weight() = m.residual.to(m.lin->weight().device()).contiguous();
+    if (m.requantized) m.lin->replace_quantized_base(m.requantized);
+    else if (m.residual.defined()) m.lin->mutable_weight() = m.residual.to(m.lin->weight().device()).contiguous();
     m.lin->adapters()[s.name] = std::move(m.w);
   }
   if (!copies.empty()) model.module_copies()[s.name] = std::move(copies);

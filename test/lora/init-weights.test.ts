@@ -42,12 +42,17 @@ describe('PiSSA / OLoRA inits', () => {
     }
   });
 
-  it('refuses a quantized base, a module another adapter wraps, and conversions that have no meaning', async () => {
+  it('refuses PiSSA on a quantized base and OLoRA on int8, a module another adapter wraps, and conversions that have no meaning', async () => {
     {
       await using nf4 = await Model.load(LLAMA, { quantize: 'nf4' });
       await rejects(LoraAdapter.create(nf4, { init: 'pissa' }), 'E_ADAPTER', "init 'pissa' rewrites the base weight of model.layers.0.self_attn.q_proj, which is quantized (nf4)");
-      await rejects(LoraAdapter.create(nf4, { init: 'olora' }), 'E_ADAPTER', 'load the model unquantized');
+      await rejects(LoraAdapter.create(nf4, { init: 'pissa_niter_2' }), 'E_ADAPTER', 'load the model unquantized');
       expect(LoraAdapter.list(nf4)).toEqual([]);
+    }
+    {
+      // OLoRA re-quantizes its residual on NF4 (as PEFT on a bitsandbytes 4-bit base), not on int8
+      await using int8 = await Model.load(LLAMA, { quantize: 'int8' });
+      await rejects(LoraAdapter.create(int8, { init: 'olora' }), 'E_ADAPTER', 'quantized (int8)', 'OLoRA works on an NF4 base');
     }
     await using model = await Model.load(LLAMA);
     const plain = await LoraAdapter.create(model, { name: 'plain', targetModules: ['q_proj'] });

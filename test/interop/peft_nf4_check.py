@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
-"""DoRA on an NF4 base with the real PEFT + bitsandbytes (CPU backend, Linear4bit modules).
+"""LoRA variants on an NF4 base with the real PEFT + bitsandbytes (CPU backend, Linear4bit
+modules): DoRA, and the OLoRA init (PEFT dequantizes, splits, and re-quantizes the residual).
 
 Usage:
-  python test/interop/dora_nf4_check.py --model BNB_DIR --inputs golden.safetensors --lorafit ADAPTER_DIR
-      --targets q_proj,v_proj --r 4 --alpha 8 --seed N --out DIR
+  python test/interop/peft_nf4_check.py --model BNB_DIR --inputs golden.safetensors --lorafit ADAPTER_DIR
+      --targets q_proj,v_proj --r 4 --alpha 8 --seed N [--use-dora] [--init olora] --out DIR
 BNB_DIR: a 4-bit NF4 folder (lorafit's model.save of an NF4 model), loaded by transformers as
 Linear4bit modules; every Linear4bit runs the generic dequantize_4bit + F.linear path
 (support_avx512bf16_for_cpu off, see bnb_model_check.py), so the numbers are exact NF4.
 OUT (DIR):
-  lorafit.safetensors  lorafit's DoRA adapter in PeftModel.from_pretrained(4-bit base, is_trainable):
+  lorafit.safetensors  lorafit's adapter in PeftModel.from_pretrained(4-bit base, is_trainable):
                        logits, loss [1], grad.<key> for every adapter tensor (magnitudes included)
-  peft/                a DoRA adapter PEFT made on the 4-bit base (magnitudes from the dequantized
-                       weight), every tensor perturbed (seeded), save_pretrained
+                       (an olora adapter: PEFT re-runs the init on the 4-bit base while loading)
+  init.safetensors     init.<key>: PEFT's initial adapter tensors under torch.manual_seed(seed);
+                       residual.<module>.weight: each wrapped Linear4bit's dequantized weight after it
+  peft/                the adapter PEFT made on the 4-bit base (DoRA magnitudes from the
+                       dequantized weight), every tensor perturbed (seeded), save_pretrained
   peft.safetensors     peft.logits, base.logits
   report.json          versions, Linear4bit count, load checks of lorafit's file
 """
@@ -43,6 +47,8 @@ def main():
     ap.add_argument("--r", type=int, required=True)
     ap.add_argument("--alpha", type=float, required=True)
     ap.add_argument("--seed", type=int, required=True)
+    ap.add_argument("--use-dora", action="store_true")
+    ap.add_argument("--init", default="kaiming")
     args = ap.parse_args()
 
     import bitsandbytes as bnb
@@ -78,9 +84,21 @@ def main():
     with torch.no_grad():
         base_logits = base(input_ids=ids, attention_mask=mask, use_cache=False).logits
     torch.manual_seed(args.seed)
-    cfg = LoraConfig(r=args.r, lora_alpha=args.alpha, target_modules=args.targets.split(","), use_dora=True, lora_dropout=0.0, task_type="CAUSAL_LM")
+    init = True if args.init == "kaiming" else args.init
+    cfg = LoraConfig(r=args.r, lora_alpha=args.alpha, target_modules=args.targets.split(","), use_dora=args.use_dora, init_lora_weights=init,
+                     lora_dropout=0.0, task_type="CAUSAL_LM")
     pm = get_peft_model(base, cfg)
     pm.eval()
+    import bitsandbytes.functional as F
+
+    initial = {"init." + k: v.detach().clone() for k, v in C.lora_params(pm).items()}
+    for name, mod in pm.named_modules():
+        if isinstance(mod, bnb.nn.Linear4bit) and name.endswith(".base_layer"):
+            st = F.QuantState.from_dict(mod.weight.quant_state.as_dict(), device="cpu")
+            st.dtype = torch.float32
+            key = name[len("base_model.model."):-len(".base_layer")]
+            initial[f"residual.{key}.weight"] = F.dequantize_4bit(mod.weight.data, st).float()
+    C.save_tensors(os.path.join(args.out, "init.safetensors"), initial)
     g = torch.Generator().manual_seed(3000 + args.seed)
     with torch.no_grad():
         for k, p in C.lora_params(pm).items():
