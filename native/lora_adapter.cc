@@ -96,6 +96,7 @@ void add_adapter(CausalLM& model, const LoraSpec& s) {
     m.lin->adapters()[s.name] = std::move(m.w);
   }
   if (!copies.empty()) model.module_copies()[s.name] = std::move(copies);
+  if (rewrites) model.regroup_projections();  // the residuals replaced fused weights: fuse them again
 }
 
 void delete_adapter(CausalLM& model, const std::string& name) {

@@ -21,7 +21,7 @@ const maskFlat = golden.ints('attention_mask');
 const mask = rows(maskFlat, [2, 16]);
 
 describe('PiSSA / OLoRA inits', () => {
-  it('leave the outputs unchanged at init, rewrite only the wrapped base weights, and delete() keeps the residual (as PEFT)', async () => {
+  it('leave the outputs unchanged at init, rewrite only the wrapped base weights (regrouped), and delete() keeps the residual (as PEFT)', async () => {
     for (const init of ['pissa', 'olora', 'pissa_niter_1'] as const) {
       await using model = await Model.load(LLAMA);
       const before = await model.forward(ids, { attentionMask: mask });
@@ -31,6 +31,8 @@ describe('PiSSA / OLoRA inits', () => {
       const q = (await model.parameter('model.layers.0.self_attn.q_proj.weight')).data;
       expect(maxAbsDiff(q, q0), init).toBeGreaterThan(1e-3);
       expect(maxAbsDiff((await model.parameter('model.layers.0.self_attn.k_proj.weight')).data, k0), init).toBe(0);
+      // the residual replaced a fused q/k/v member: the group is fused again (one GEMM, no second copy)
+      expect((await model.storageReport()).fusedProjectionGroups, init).toBe(2 * model.config.numHiddenLayers);
       const out = await model.forward(ids, { attentionMask: mask });
       expect(maxAbsDiffMasked(out.logits, before.logits, maskFlat, 256), init).toBeLessThan(1e-4);
       await LoraAdapter.disableAll(model);
