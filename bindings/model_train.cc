@@ -31,7 +31,7 @@ Napi::Value ModelWrap::LinearNames(const Napi::CallbackInfo& info) {
   return a;
 }
 
-// addAdapter({ name, rank, alpha, dropout, rslora, init, seed, targets }) -> Promise<NativeAdapter>
+// addAdapter({ name, rank, alpha, dropout, rslora, init, seed, targets, useDora, modulesToSave }) -> Promise<NativeAdapter>
 Napi::Value ModelWrap::AddAdapter(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto model = this->model(env);
@@ -46,6 +46,7 @@ Napi::Value ModelWrap::AddAdapter(const Napi::CallbackInfo& info) {
   spec.seed = static_cast<uint64_t>(GetNumber(o, "seed"));
   spec.targets = GetStringList(o, "targets");
   spec.use_dora = GetBool(o, "useDora");
+  spec.modules_to_save = GetStringList(o, "modulesToSave");
   return PromiseWorker::Start(
       env,
       [model, spec] {

@@ -179,7 +179,7 @@ at::Tensor CausalLM::hidden_rows(const at::Tensor& input_ids, const ForwardOptio
                        : at::arange(past, past + T, at::TensorOptions().dtype(at::kLong).device(device_)).unsqueeze(0).expand({B, T});
   if (pos.sizes() != ids.sizes()) throw Error("E_SHAPE", "position_ids must have the shape of input_ids");
 
-  at::Tensor h = at::embedding(embed_tokens_, ids);  // [B, T, hidden]
+  at::Tensor h = at::embedding(embed_tokens_weight(ctx.active_adapters), ids);  // [B, T, hidden]
   if (config_.scale_embeddings) {
     // HF multiplies by sqrt(hidden) rounded to the compute dtype.
     at::Tensor normalizer = at::scalar_tensor(std::sqrt(static_cast<double>(config_.hidden_size)), at::kDouble).to(dtype_);
@@ -213,8 +213,10 @@ at::Tensor CausalLM::hidden_rows(const at::Tensor& input_ids, const ForwardOptio
   return h;
 }
 
-at::Tensor CausalLM::logits(const at::Tensor& hidden) const {
-  at::Tensor out = at::linear(hidden, lm_head_);
+at::Tensor CausalLM::logits(const at::Tensor& hidden) const { return logits(hidden, context()); }
+
+at::Tensor CausalLM::logits(const at::Tensor& hidden, const ForwardContext& ctx) const {
+  at::Tensor out = at::linear(hidden, lm_head_weight(ctx.active_adapters));
   if (config_.final_logit_softcapping > 0) {
     const double cap = config_.final_logit_softcapping;
     out = at::tanh(out / cap) * cap;
@@ -226,8 +228,29 @@ ForwardOutput CausalLM::forward(const at::Tensor& input_ids, const ForwardOption
   ForwardOutput out;
   at::Tensor h = hidden(input_ids, o, ctx, o.output_hidden_states ? &out.hidden_states : nullptr);
   if (o.last_only) h = h.narrow(1, h.size(1) - 1, 1);
-  out.logits = logits(h);
+  out.logits = logits(h, ctx);
   return out;
+}
+
+const at::Tensor& CausalLM::weight_in_use(const std::string& module, const at::Tensor& base, const std::vector<std::string>* active) const {
+  if (!active || module_copies_.empty()) return base;
+  for (const auto& name : *active) {
+    auto a = module_copies_.find(name);
+    if (a == module_copies_.end()) continue;
+    auto m = a->second.find(module);
+    if (m != a->second.end()) return m->second;
+  }
+  return base;
+}
+
+void CausalLM::adopt_module_copy(const std::string& module, const at::Tensor& weight) {
+  if (config_.tie_word_embeddings)
+    throw Error("E_ADAPTER", "merging the trained copy of " + module + " into a model with tied embeddings would untie lm_head from embed_tokens; "
+                             "save the adapter and load it with PEFT, or train without modules_to_save");
+  at::Tensor w = weight.detach().to(dtype_).contiguous();
+  if (module == "model.embed_tokens") embed_tokens_ = w;
+  else if (module == "lm_head") lm_head_ = w;
+  else throw Error("E_ADAPTER", "no module '" + module + "' to merge into");
 }
 
 namespace {

@@ -68,8 +68,10 @@ class CausalLM {
   // Final-normed hidden states [B, T, hidden] (the input of lm_head).
   at::Tensor hidden(const at::Tensor& input_ids, const ForwardOptions& options, const ForwardContext& ctx,
                     std::vector<at::Tensor>* hidden_states = nullptr) const;
-  // lm_head (+ Gemma 2's final soft-capping): [..., hidden] -> [..., V]
+  // lm_head (+ Gemma 2's final soft-capping): [..., hidden] -> [..., V]; with a context, the
+  // lm_head of its active adapters (modules_to_save), else of the model's active adapters.
   at::Tensor logits(const at::Tensor& hidden) const;
+  at::Tensor logits(const at::Tensor& hidden, const ForwardContext& ctx) const;
 
   // The dense tensors (the live parameters). A quantized projection's weight is not among them.
   std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
@@ -115,7 +117,19 @@ class CausalLM {
     ctx.active_adapters = &active_adapters_;
     return ctx;
   }
-  const at::Tensor& lm_head_weight() const { return lm_head_; }
+  const at::Tensor& lm_head_weight() const { return lm_head_weight(&active_adapters_); }
+
+  // PEFT's modules_to_save: per adapter, fully trainable copies of whole modules
+  // ("model.embed_tokens", "lm_head"; lora_adapter.cc makes them), used instead of the base
+  // weight while that adapter is active. A copy of a tied weight replaces it on its side only, as
+  // PEFT's ModulesToSaveWrapper does (ensure_weight_tying false).
+  std::map<std::string, std::map<std::string, at::Tensor>>& module_copies() { return module_copies_; }
+  // The weight in use for these active adapters: the first one's copy, else the base weight.
+  const at::Tensor& embed_tokens_weight(const std::vector<std::string>* active) const { return weight_in_use("model.embed_tokens", embed_tokens_, active); }
+  const at::Tensor& lm_head_weight(const std::vector<std::string>* active) const { return weight_in_use("lm_head", lm_head_, active); }
+  // merge_and_unload of a copy: it becomes the base weight. Error(E_ADAPTER) where that would
+  // untie tied embeddings.
+  void adopt_module_copy(const std::string& module, const at::Tensor& weight);
 
  private:
   CausalLM(ModelConfig config, at::ScalarType dtype, at::Device device);
@@ -133,6 +147,8 @@ class CausalLM {
   at::Tensor lm_head_;       // [V, hidden]; the same tensor as embed_tokens_ when tied
   std::vector<std::string> warnings_;
   std::vector<std::string> active_adapters_;
+  std::map<std::string, std::map<std::string, at::Tensor>> module_copies_;  // adapter -> module -> weight
+  const at::Tensor& weight_in_use(const std::string& module, const at::Tensor& base, const std::vector<std::string>* active) const;
   bool full_training_ = false;
   QuantKind quant_kind_ = QuantKind::kNone;
   bool double_quant_ = false;

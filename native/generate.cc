@@ -78,7 +78,7 @@ std::vector<std::vector<int64_t>> GenerationSession::next(CausalLM& model, int64
       fo.position_ids = mask_.sum(-1, true) - 1;
     }
     at::Tensor h = model.hidden(input, fo, ctx);
-    at::Tensor logits = model.logits(h.narrow(1, h.size(1) - 1, 1)).squeeze(1);  // [B, V]
+    at::Tensor logits = model.logits(h.narrow(1, h.size(1) - 1, 1), ctx).squeeze(1);  // [B, V]
     at::Tensor tok = sample(logits);                                              // [B]
     tok = at::where(finished_, at::full_like(tok, pad_token), tok);
     if (seen_.defined()) seen_.scatter_add_(1, tok.clamp_min(0).unsqueeze(1), at::logical_not(finished_).to(at::kFloat).unsqueeze(1));

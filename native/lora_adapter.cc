@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "error.h"
+#include "lora_init.h"
 #include "safetensors.h"
 
 namespace lorafit {
@@ -24,6 +25,7 @@ LoraLinear* find_linear(CausalLM& model, const std::string& path) {
 }  // namespace
 
 bool has_adapter(CausalLM& model, const std::string& name) {
+  if (model.module_copies().count(name)) return true;
   for (auto& [path, lin] : model.named_linears())
     if (lin->adapters().count(name)) return true;
   return false;
@@ -33,40 +35,68 @@ void add_adapter(CausalLM& model, const LoraSpec& s) {
   if (s.rank <= 0) throw Error("E_OPTION", "option 'rank' must be a positive integer");
   if (s.targets.empty()) throw Error("E_ADAPTER", "adapter '" + s.name + "' targets no module");
   if (has_adapter(model, s.name)) throw Error("E_ADAPTER", "an adapter named '" + s.name + "' is already attached");
+  check_lora_init(s.init);
   at::NoGradGuard no_grad;
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(s.seed);
-  const auto opts = at::TensorOptions().dtype(at::kFloat);
-  std::vector<std::pair<LoraLinear*, LoraWeights>> made;
+  const bool rewrites = init_rewrites_base(s.init);
+  struct Made {
+    LoraLinear* lin;
+    LoraWeights w;
+    at::Tensor residual;  // the new base weight (PiSSA / OLoRA), undefined otherwise
+    std::shared_ptr<const QuantizedWeight> requantized;  // OLoRA on NF4: the residual re-quantized
+  };
+  std::map<std::string, at::Tensor> copies;  // modules_to_save
+  for (const auto& module : s.modules_to_save) {
+    if (module != "lm_head" && module != "model.embed_tokens")
+      throw Error("E_ADAPTER", "adapter '" + s.name + "': modules_to_save supports lm_head and model.embed_tokens, not '" + module + "'");
+    const at::Tensor& base = module == "lm_head" ? model.lm_head_weight(nullptr) : model.embed_tokens_weight(nullptr);
+    copies[module] = base.detach().clone().set_requires_grad(true);
+  }
+  std::vector<Made> made;
   for (const auto& path : s.targets) {
     LoraLinear* lin = find_linear(model, path);
     if (!lin) throw Error("E_ADAPTER", "adapter '" + s.name + "': no linear module named '" + path + "'");
+    const QuantizedWeight* quant = lin->quantized();
+    if (rewrites && quant && (s.init != "olora" || quant->kind() != QuantKind::kNf4))
+      // PEFT's pissa_init raises on a quantized weight too (OLoRA on NF4 is re-quantized below, as PEFT does)
+      throw Error("E_ADAPTER", "adapter '" + s.name + "': init '" + s.init + "' rewrites the base weight of " + path + ", which is quantized (" +
+                                   quant_kind_name(quant->kind()) + "); load the model unquantized to initialise it (as PEFT requires" +
+                                   (s.init == "olora" ? "; OLoRA works on an NF4 base" : "") + ")");
+    if (rewrites && !lin->adapters().empty())
+      throw Error("E_ADAPTER", "adapter '" + s.name + "': init '" + s.init + "' rewrites the base weight of " + path +
+                                   ", which other adapters already use; attach it alone");
     const int64_t in = lin->in_features(), out = lin->out_features();
-    LoraWeights w;
-    w.A = at::zeros({s.rank, in}, opts);
-    w.B = at::zeros({out, s.rank}, opts);
-    if (s.init == "kaiming") {
-      // PEFT: nn.init.kaiming_uniform_(A, a=sqrt(5)) -> U(-1/sqrt(in), 1/sqrt(in))
-      const double bound = 1.0 / std::sqrt(static_cast<double>(in));
-      w.A.uniform_(-bound, bound, gen);
-    } else if (s.init == "gaussian") {
-      w.A.normal_(0.0, 1.0 / static_cast<double>(s.rank), gen);
-    } else if (s.init != "none") {
-      throw Error("E_OPTION", "option 'init' must be 'kaiming', 'gaussian' or 'none', got '" + s.init + "'");
+    const double scaling = lora_scaling(s);
+    // a quantized base: its dequantized weight, the residual kept in fp32 for re-quantizing
+    at::Tensor base_weight = !rewrites ? at::Tensor() : quant ? lin->dense_weight().to(at::kFloat) : lin->dense_weight();
+    LoraInit init = lora_init(s.init, base_weight, in, out, s.rank, scaling, gen);
+    std::shared_ptr<const QuantizedWeight> requantized;
+    if (init.residual.defined() && quant) {
+      // PEFT's olora_init on a bitsandbytes 4-bit weight: Params4bit(residual, compress_statistics as before)
+      requantized = std::make_shared<const QuantizedWeight>(quantize_nf4(init.residual, quant->nf4().block_size, quant->nf4().double_quant));
     }
-    w.A = w.A.to(model.device(), s.dtype).set_requires_grad(true);
-    w.B = w.B.to(model.device(), s.dtype).set_requires_grad(true);
-    w.scaling = lora_scaling(s);
+    LoraWeights w;
+    w.A = init.A.to(model.device(), s.dtype).set_requires_grad(true);
+    w.B = init.B.to(model.device(), s.dtype).set_requires_grad(true);
+    w.scaling = scaling;
     w.dropout = s.dropout;
     if (s.use_dora) {
       // PEFT's DoraLinearLayer.update_layer: m = ||W + scaling B A|| per output row (W dequantized
-      // for a quantized base), in fp32 like the LoRA weights
+      // for a quantized base; the residual after PiSSA/OLoRA), in fp32 like the LoRA weights
       at::Tensor lora_weight = at::matmul(w.B, w.A);
-      w.magnitude = dora_weight_norm(lin->dense_weight().to(w.A.device()), lora_weight, w.scaling).to(at::kFloat).contiguous();
+      at::Tensor base = requantized ? requantized->dequantize(lin->dtype()) : init.residual.defined() ? init.residual : lin->dense_weight();
+      w.magnitude = dora_weight_norm(base.to(w.A.device()), lora_weight, w.scaling).to(at::kFloat).contiguous();
       w.magnitude.set_requires_grad(true);
     }
-    made.emplace_back(lin, std::move(w));
+    made.push_back({lin, std::move(w), requantized ? at::Tensor() : init.residual, requantized});
   }
-  for (auto& [lin, w] : made) lin->adapters()[s.name] = std::move(w);
+  for (auto& m : made) {
+    if (m.requantized) m.lin->replace_quantized_base(m.requantized);
+    else if (m.residual.defined()) m.lin->mutable_weight() = m.residual.to(m.lin->weight().device()).contiguous();
+    m.lin->adapters()[s.name] = std::move(m.w);
+  }
+  if (!copies.empty()) model.module_copies()[s.name] = std::move(copies);
+  if (rewrites) model.regroup_projections();  // the residuals replaced fused weights: fuse them again
 }
 
 void delete_adapter(CausalLM& model, const std::string& name) {
@@ -77,6 +107,7 @@ void delete_adapter(CausalLM& model, const std::string& name) {
     if (it->second.merged) lin->unmerge(name);
     lin->adapters().erase(it);
   }
+  model.module_copies().erase(name);
   auto& active = model.active_adapters();
   active.erase(std::remove(active.begin(), active.end(), name), active.end());
 }
@@ -91,6 +122,9 @@ std::vector<std::pair<std::string, at::Tensor>> adapter_tensors(CausalLM& model,
     // PEFT's file key for DoRA's magnitude (its parameter lora_magnitude_vector.<name>.weight)
     if (it->second.magnitude.defined()) out.emplace_back(path + ".lora_magnitude_vector", it->second.magnitude);
   }
+  auto copies = model.module_copies().find(name);
+  if (copies != model.module_copies().end())
+    for (auto& [module, t] : copies->second) out.emplace_back(module + ".weight", t);
   if (out.empty()) throw Error("E_ADAPTER", "no adapter named '" + name + "'");
   return out;
 }
@@ -193,7 +227,17 @@ void unmerge_adapter(CausalLM& model, const std::string& name) {
 }
 
 void merge_and_unload(CausalLM& model, const std::string& name) {
+  auto copies = model.module_copies().find(name);
+  const bool has_copies = copies != model.module_copies().end();
+  if (has_copies && model.config().tie_word_embeddings)  // checked before anything is merged
+    throw Error("E_ADAPTER", "adapter '" + name + "' holds a trained copy of " + copies->second.begin()->first +
+                                 " (modules_to_save); merging it into a model with tied embeddings would untie lm_head from embed_tokens");
   merge_adapter(model, name);
+  if (has_copies) {
+    at::NoGradGuard no_grad;
+    for (auto& [module, t] : copies->second) model.adopt_module_copy(module, t);  // PEFT: the copy replaces the module
+    model.module_copies().erase(copies);
+  }
   for (auto& [path, lin] : model.named_linears()) {
     lin->adapters().erase(name);
     lin->drop_quantized_base();  // the merge is permanent: the dense merged weight replaces it

@@ -21,17 +21,23 @@ struct LoraSpec {
   double dropout = 0;
   bool rslora = false;
   std::vector<std::string> targets;  // module paths, e.g. model.layers.0.self_attn.q_proj
-  std::string init;                  // "kaiming" (PEFT default) | "gaussian" | "none" (A and B zero)
+  // "kaiming" (PEFT default) | "gaussian" | "pissa" | "pissa_niter_<N>" | "olora" | "none" (A and B
+  // zero); pissa/olora replace the base weights by their residual (lora_init.h)
+  std::string init;
   uint64_t seed = 0;
   bool use_dora = false;             // DoRA: a magnitude vector per module, initialised to ||W + scaling B A||_row
   at::ScalarType dtype = at::kFloat; // LoRA weights stay fp32 under a bf16 base, as PEFT keeps them
+  // PEFT's modules_to_save: whole modules ("lm_head", "model.embed_tokens") the adapter holds a
+  // fully trainable copy of, in the model's dtype (a deepcopy, as PEFT's ModulesToSaveWrapper)
+  std::vector<std::string> modules_to_save;
 };
 
 double lora_scaling(const LoraSpec& spec);
 void add_adapter(CausalLM& model, const LoraSpec& spec);
 void delete_adapter(CausalLM& model, const std::string& name);
 bool has_adapter(CausalLM& model, const std::string& name);
-// (key, tensor) pairs in module order; the tensors are the live parameters.
+// (key, tensor) pairs in module order, then the modules_to_save copies ("lm_head.weight",
+// "model.embed_tokens.weight", PEFT's file keys); the tensors are the live parameters.
 std::vector<std::pair<std::string, at::Tensor>> adapter_tensors(CausalLM& model, const std::string& name);
 // Copies `value` into the adapter's tensor `key`; Error(E_SHAPE / E_ADAPTER) names the key.
 void set_adapter_tensor(CausalLM& model, const std::string& name, const std::string& key, const at::Tensor& value);

@@ -66,6 +66,8 @@ class LoraLinear {
   bool is_quantized() const { return quant_ && !weight_.defined(); }
   // Makes a merge permanent (merge_and_unload): the quantized base is dropped, the layer is dense.
   void drop_quantized_base();
+  // A new quantized base (OLoRA's re-quantized residual); only while nothing is merged.
+  void replace_quantized_base(std::shared_ptr<const QuantizedWeight> q) { quant_ = std::move(q); }
 
   std::map<std::string, LoraWeights>& adapters() { return adapters_; }
   const std::map<std::string, LoraWeights>& adapters() const { return adapters_; }

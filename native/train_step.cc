@@ -25,6 +25,12 @@ std::vector<at::Tensor> trainable_parameters(CausalLM& model) {
       out.push_back(it->second.B);
       if (it->second.magnitude.defined()) out.push_back(it->second.magnitude);
     }
+  // modules_to_save: the active adapters' whole-module copies
+  for (const auto& name : model.active_adapters()) {
+    auto copies = model.module_copies().find(name);
+    if (copies != model.module_copies().end())
+      for (auto& [module, t] : copies->second) out.push_back(t);
+  }
   return out;
 }
 

@@ -144,7 +144,8 @@ function adapterInfo(adir: string, parameters: number): NonNullable<ModelInfo['a
   const modules = new Set<string>();
   for (const [k, t] of tensors) {
     trainable += count(t.shape);
-    modules.add(k.replace(/\.lora_[AB](\.[^.]+)?\.weight$/, ''));
+    if (!/\.(?:lora_[AB](\.[^.]+)?\.weight|lora_magnitude_vector)$/.test(k)) continue;  // a modules_to_save copy: not a LoRA module
+    modules.add(k.replace(/\.(?:lora_[AB](\.[^.]+)?\.weight|lora_magnitude_vector)$/, ''));
   }
   return { dir: adir, config: acfg, trainable, percent: (100 * trainable) / (parameters + trainable), modules: modules.size };
 }
@@ -176,7 +177,7 @@ export async function handler(argv: InfoArgs): Promise<void> {
     const a = info.adapter.config;
     lines.push(
       `adapter:      ${info.adapter.dir}`,
-      `  r ${a.r}, lora_alpha ${a.lora_alpha}, dropout ${a.lora_dropout ?? 0}, rslora ${a.use_rslora ?? false}, dora ${a.use_dora ?? false}, target_modules ${JSON.stringify(a.target_modules)}`,
+      `  r ${a.r}, lora_alpha ${a.lora_alpha}, dropout ${a.lora_dropout ?? 0}, rslora ${a.use_rslora ?? false}, dora ${a.use_dora ?? false}, init ${JSON.stringify(a.init_lora_weights ?? true)}, target_modules ${JSON.stringify(a.target_modules)}${a.modules_to_save ? `, modules_to_save ${JSON.stringify(a.modules_to_save)}` : ''}`,
       `  ${info.adapter.modules} modules, trainable parameters ${info.adapter.trainable} (${human(info.adapter.trainable)}) = ${info.adapter.percent.toFixed(4)}% of ${info.parameters + info.adapter.trainable}`,
       `  base_model_name_or_path ${JSON.stringify(a.base_model_name_or_path ?? null)}`,
     );

@@ -13,7 +13,8 @@ import type { DataRecord, DatasetFormat } from '../data/formats.js';
 import { chat } from '../model/chat.js';
 import type { Dtype } from '../model/model.js';
 import { styleConversations } from '../train/default-job.js';
-import { LorafitError } from '../errors.js';
+import { LorafitError, optionError } from '../errors.js';
+import { checkLoraInit, rewritesBase } from '../lora/init-weights.js';
 import { LoraAdapter } from '../lora/lora-adapter.js';
 import { Trainer } from '../train/trainer.js';
 import type { Tokenizer } from '../text/tokenizer.js';
@@ -109,6 +110,8 @@ async function train(cfg: TrainConfig, log: ReturnType<typeof cliLogger>): Promi
     if (train.examples.length === 0) throw new LorafitError('E_DATA_EMPTY', 'no training example is left after tokenizing (are the answers truncated away? raise maxSeqLength)');
 
     const rank = cfg.loraRank ?? 16;
+    const init = checkLoraInit(cfg.initLoraWeights ?? 'kaiming', 'initLoraWeights');
+    if (cfg.convertToLora && !rewritesBase(init)) throw optionError('convertToLora', `applies to the pissa / olora inits, not to '${init}'`);
     const targets = cfg.targetModules;
     const adapter = await LoraAdapter.create(model, {
       rank,
@@ -117,10 +120,12 @@ async function train(cfg: TrainConfig, log: ReturnType<typeof cliLogger>): Promi
       targetModules: targets === undefined ? undefined : targets.length === 1 && targets[0] === 'all-linear' ? 'all-linear' : targets,
       useRslora: cfg.useRslora ?? false,
       useDora: cfg.useDora ?? false,
+      init,
+      modulesToSave: cfg.modulesToSave,
       seed,
     });
     const share = adapter.trainableParameters();
-    say(`${adapter.config.use_dora ? 'DoRA' : 'LoRA'} r=${rank} alpha=${adapter.config.lora_alpha} on ${adapter.modules.length} modules: ${share.trainable} trainable of ${share.total} parameters (${share.percent.toFixed(3)}%)`);
+    say(`${adapter.config.use_dora ? 'DoRA' : 'LoRA'} r=${rank} alpha=${adapter.config.lora_alpha}${init === 'kaiming' ? '' : ` init ${init}`} on ${adapter.modules.length} modules${cfg.modulesToSave?.length ? ` + ${cfg.modulesToSave.join(', ')} in full` : ''}: ${share.trainable} trainable of ${share.total} parameters (${share.percent.toFixed(3)}%)`);
 
     const ac = new AbortController();
     const trainer = new Trainer({
@@ -178,17 +183,20 @@ async function train(cfg: TrainConfig, log: ReturnType<typeof cliLogger>): Promi
     const result = await recordRun(outputDir, record, async () => {
       const r = await trainer.fit(cfg.resumeFrom ? { resumeFrom: cfg.resumeFrom } : {}).finally(() => process.off('SIGINT', onSigint));
       bar.done(`trained ${r.globalStep} steps in ${formatMs(Date.now() - t0)}; last train loss ${r.trainLoss.toFixed(4)}`);
-      await adapter.save(adapterDir, { baseModelNameOrPath: baseModel });
+      await adapter.save(adapterDir, { baseModelNameOrPath: baseModel, convertToLora: cfg.convertToLora });
       return r;
     });
-    say(`adapter saved to ${adapterDir}`);
+    say(`adapter saved to ${adapterDir}${cfg.convertToLora ? ` (converted to plain LoRA, rank ${2 * rank}, for the untouched base model)` : ''}`);
+    if (rewritesBase(init) && !cfg.convertToLora) {
+      say(`note: this ${init} adapter applies to the residual base: lorafit and PEFT recompute it from the base model when loading${init.startsWith('pissa_niter') ? ` (svd_lowrank is random: load it with the same seed, ${seed}, or train with --convert-to-lora)` : ''}`);
+    }
     if (before !== undefined && result.evalLoss !== undefined) {
       const drop = before - result.evalLoss;
       say(`held-out NLL ${before.toFixed(4)} -> ${result.evalLoss.toFixed(4)} (${drop >= 0 ? 'down' : 'up'} ${Math.abs(drop).toFixed(4)}, perplexity ${Math.exp(before).toFixed(2)} -> ${Math.exp(result.evalLoss).toFixed(2)})`);
     }
     for (const question of cfg.samplePrompts ?? []) {
       const ask = (name: string | null) => chat(model, tokenizer, [{ role: 'user', content: question }], { adapter: name, maxNewTokens: 48, repetitionPenalty: 1.1 });
-      say(`\n> ${question}\nbase:  ${oneLine(await ask(null))}\ntuned: ${oneLine(await ask(adapter.name))}`);
+      say(`\n> ${question}\n${rewritesBase(init) ? 'residual base' : 'base'}:  ${oneLine(await ask(null))}\ntuned: ${oneLine(await ask(adapter.name))}`);
     }
     log.info({ adapterDir, evalLossBefore: before, evalLossAfter: result.evalLoss, steps: result.globalStep }, 'train done');
   } finally {

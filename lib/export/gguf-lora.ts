@@ -12,6 +12,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { LorafitError } from '../errors.js';
+import { rewritesBase } from '../lora/init-weights.js';
 import { readSafetensors, toFloat32 } from '../util/safetensors.js';
 import { adapterBase, baseLinearShape, openExportBase, type ExportBase } from './export-base.js';
 import { ggufTensorName, needsQkPermute, permuteQk, qkHeads } from './gguf-arch.js';
@@ -52,6 +53,7 @@ interface AdapterConfig {
   bias?: string;
   fan_in_fan_out?: boolean;
   modules_to_save?: string[] | null;
+  init_lora_weights?: boolean | string;
   alpha_pattern?: Record<string, number>;
   base_model_name_or_path?: string;
 }
@@ -93,6 +95,9 @@ export async function exportLoraGguf(adapterDir: string, outFile: string, option
   if (cfg.bias && cfg.bias !== 'none') fail(`bias '${cfg.bias}' (trained biases) is not supported by llama.cpp LoRA adapters; merge and export the model instead`);
   if (cfg.modules_to_save?.length) fail(`modules_to_save ${JSON.stringify(cfg.modules_to_save)} (fully trained modules) cannot go into a llama.cpp LoRA adapter; merge and export the model instead`);
   if (cfg.fan_in_fan_out) fail('fan_in_fan_out adapters (GPT-2 Conv1D) are not supported');
+  if (rewritesBase(cfg.init_lora_weights)) {
+    fail(`init_lora_weights ${JSON.stringify(cfg.init_lora_weights)}: this adapter applies to the residual base its init made, not to the base model llama.cpp loads; save it converted (adapter.save(dir, { convertToLora: true }) or lorafit train --convert-to-lora) and export that`);
+  }
   const r = cfg.r ?? fail("'r' is missing");
   const loraAlpha = cfg.lora_alpha ?? 8;
   const rslora = cfg.use_rslora === true;

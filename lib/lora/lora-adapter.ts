@@ -7,6 +7,8 @@ import { join, resolve } from 'node:path';
 import { LorafitError, optionError, fromNative } from '../errors.js';
 import { looksLikeHubId, resolveModelPath } from '../hub/resolve.js';
 import { writeDirAtomic, writeFileAtomicSync } from '../util/fs-atomic.js';
+import { checkLoraInit, convertedConfigFields, convertTensors, initFromPeft, rewritesBase, type LoraInit } from './init-weights.js';
+import { moduleFileKeys, resolveModulesToSave } from './modules-to-save.js';
 import { checkPeftConfig, makePeftConfig, type PeftLoraConfig } from './peft-config.js';
 import { DEFAULT_TARGETS, resolveTargets, shortNames, type TargetModules } from './targets.js';
 import type { Model } from '../model/model.js';
@@ -33,9 +35,23 @@ export interface LoraOptions {
    * W' = m / ||W + scaling B A||_row * (W + scaling B A), the norm detached as PEFT detaches it.
    */
   useDora?: boolean;
-  /** 'kaiming' (PEFT default: A kaiming-uniform, B zeros), 'gaussian' (A ~ N(0, 1/r)), 'none' (both zero). */
-  init?: 'kaiming' | 'gaussian' | 'none';
+  /**
+   * PEFT's init_lora_weights: 'kaiming' (PEFT's default True: A kaiming-uniform, B zeros),
+   * 'gaussian' (A ~ N(0, 1/r^2)), 'pissa' / 'pissa_niter_<N>' (A, B from the top-r singular
+   * triplets of each base weight, exact SVD or torch.svd_lowrank with N iterations), 'olora' (A, B
+   * from its QR decomposition), 'none' (both zero). pissa and olora replace the base weights by
+   * their residual W - scaling B A (outputs unchanged at init); save with { convertToLora: true }
+   * for an adapter that loads on the untouched base. A seed N draws what PEFT draws after
+   * torch.manual_seed(N). See lib/lora/init-weights.ts.
+   */
+  init?: LoraInit;
   seed?: number;
+  /**
+   * PEFT's modules_to_save: modules trained in full beside the LoRA ones ('lm_head',
+   * 'embed_tokens'), saved as base_model.model.<path>.weight. With tied embeddings the copy
+   * replaces the weight on its side only, as PEFT does by default (ensure_weight_tying false).
+   */
+  modulesToSave?: string[];
   /** Adapter name on the model. Default 'default'. */
   name?: string;
   /** Make it the active adapter. Default true. */
@@ -47,6 +63,21 @@ export interface TrainableParameters {
   total: number;
   /** trainable / total * 100 */
   percent: number;
+}
+
+/** [in, out] of a decoder projection, from the model config. */
+function linearDims(c: Model['config'], path: string): [number, number] {
+  const kind = path.split('.').pop();
+  const q = c.numAttentionHeads * c.headDim;
+  const kv = c.numKeyValueHeads * c.headDim;
+  switch (kind) {
+    case 'q_proj': return [c.hiddenSize, q];
+    case 'k_proj': case 'v_proj': return [c.hiddenSize, kv];
+    case 'o_proj': return [q, c.hiddenSize];
+    case 'gate_proj': case 'up_proj': return [c.hiddenSize, c.intermediateSize];
+    case 'down_proj': return [c.intermediateSize, c.hiddenSize];
+    default: throw new LorafitError('E_ADAPTER', `unknown module kind ${kind}`);
+  }
 }
 
 /** The native adapter behind each LoraAdapter (for lib/: the Trainer's training state). */
@@ -66,6 +97,8 @@ function adaptersOf(model: Model): LoraAdapter[] {
 
 export class LoraAdapter {
   #deleted = false;
+  /** The factors right after a base-rewriting init (PiSSA / OLoRA), keys as in the file. */
+  #initial: Map<string, { shape: number[]; data: Float32Array }> | undefined;
 
   private constructor(
     readonly model: Model,
@@ -84,7 +117,7 @@ export class LoraAdapter {
     if (!Number.isInteger(rank) || rank < 1) throw optionError('rank', `must be a positive integer, got ${rank}`);
     if (typeof alpha !== 'number' || !Number.isFinite(alpha) || alpha <= 0) throw optionError('alpha', `must be a positive number, got ${alpha}`);
     if (typeof dropout !== 'number' || dropout < 0 || dropout >= 1) throw optionError('dropout', `must be in [0, 1), got ${dropout}`);
-    if (!['kaiming', 'gaussian', 'none'].includes(init)) throw optionError('init', `must be 'kaiming', 'gaussian' or 'none', got '${init}'`);
+    checkLoraInit(init);
     if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw optionError('name', `'${name}' may hold only letters, digits, '_', '.', '-'`);
     const seed = options.seed ?? 0;
     if (!Number.isInteger(seed) || seed < 0) throw optionError('seed', 'must be a non-negative integer');
@@ -93,12 +126,21 @@ export class LoraAdapter {
     const peftTargets = targets === 'all-linear' ? shortNames(modules) : typeof targets === 'string' ? targets : [...targets];
     const useDora = options.useDora ?? false;
     if (typeof useDora !== 'boolean') throw optionError('useDora', 'must be a boolean');
-    const config = makePeftConfig({ rank, alpha, dropout, targetModules: peftTargets, useRslora: options.useRslora ?? false, init, baseModel: model.dir, useDora });
+    const modulesToSave = options.modulesToSave ?? [];
+    resolveModulesToSave(modulesToSave);
+    const config = makePeftConfig({ rank, alpha, dropout, targetModules: peftTargets, useRslora: options.useRslora ?? false, init, baseModel: model.dir, useDora, modulesToSave: [...modulesToSave] });
     return LoraAdapter.attach(model, name, config, modules, { seed, init }, options.activate ?? true);
   }
 
-  /** Loads a PEFT adapter folder (adapter_config.json + adapter_model.safetensors). */
-  static async load(model: Model, dir: string, options: { name?: string; activate?: boolean; revision?: string } = {}): Promise<LoraAdapter> {
+  /**
+   * Loads a PEFT adapter folder (adapter_config.json + adapter_model.safetensors).
+   * An adapter whose init_lora_weights is pissa / olora is loaded as PEFT loads it: the init runs
+   * on this model first (its base weights become the residual), then the file's factors replace
+   * the initial ones. Pass initBase: false when the model already is the residual (PEFT's
+   * "residual model" recipe, or a resumed training run). seed: the draws of a pissa_niter_N
+   * init (PEFT draws from torch's global generator; seed N draws as after torch.manual_seed(N)).
+   */
+  static async load(model: Model, dir: string, options: { name?: string; activate?: boolean; revision?: string; initBase?: boolean; seed?: number } = {}): Promise<LoraAdapter> {
     let abs = resolve(dir);
     if (!existsSync(abs) && looksLikeHubId(dir)) {
       // a hub id ('org/my-adapter'): download into (or find in) the shared HF cache
@@ -124,7 +166,20 @@ export class LoraAdapter {
     const linears = new Set(linearNames);
     const modules = new Set<string>();
     const dora = config.use_dora === true;
+    // modules_to_save: whole-module copies under the module's own key
+    const saved = resolveModulesToSave(config.modules_to_save);
+    const entries: NativeNamedTensor[] = [];
+    const moduleKeys = new Set<string>();
+    for (const path of saved) {
+      const keys = moduleFileKeys(PEFT_PREFIX, path);
+      const key = keys.find((k) => file.tensors.has(k));
+      if (!key) throw new LorafitError('E_ADAPTER', `${weightsFile}: '${keys[0]}' is missing (adapter_config.json lists it in modules_to_save)`);
+      const t = file.tensors.get(key)!;
+      entries.push({ key: `${path}.weight`, shape: t.shape, data: toFloat32(t) });
+      moduleKeys.add(key);
+    }
     for (const key of file.tensors.keys()) {
+      if (moduleKeys.has(key)) continue;
       const m = /^base_model\.model\.(.+)\.(?:lora_([AB])(?:\.[^.]+)?\.weight|lora_magnitude_vector)$/.exec(key);
       if (!m) throw new LorafitError('E_ADAPTER', `${weightsFile}: unexpected tensor '${key}' (expected base_model.model.<module>.lora_A.weight / .lora_B.weight${dora ? ' / .lora_magnitude_vector' : ''})`);
       if (!m[2] && !dora) throw new LorafitError('E_ADAPTER', `${weightsFile}: '${key}' is a DoRA magnitude, but adapter_config.json has no use_dora: true`);
@@ -133,7 +188,6 @@ export class LoraAdapter {
     }
     if (modules.size === 0) throw new LorafitError('E_ADAPTER', `${weightsFile}: holds no LoRA tensors`);
     const ordered = linearNames.filter((p) => modules.has(p));
-    const entries: NativeNamedTensor[] = [];
     for (const path of ordered) {
       for (const ab of ['A', 'B'] as const) {
         const t = file.tensors.get(`${PEFT_PREFIX}${path}.lora_${ab}.weight`) ?? file.tensors.get(`${PEFT_PREFIX}${path}.lora_${ab}.default.weight`);
@@ -153,7 +207,21 @@ export class LoraAdapter {
       }
     }
     const name = options.name ?? 'default';
-    const adapter = await LoraAdapter.attach(model, name, config, ordered, { seed: 0, init: 'none' }, options.activate ?? true);
+    const fileInit = initFromPeft(config.init_lora_weights);
+    const init: LoraInit = fileInit && rewritesBase(fileInit) && options.initBase !== false ? fileInit : 'none';
+    const seed = options.seed ?? 0;
+    if (!Number.isInteger(seed) || seed < 0) throw optionError('seed', 'must be a non-negative integer');
+    if (init !== 'none') {
+      // the init rewrites the base weights, which a later refusal could not undo: check shapes first
+      const c = model.config;
+      for (const e of entries) {
+        const path = e.key.replace(/\.(?:lora_[AB]\.weight|lora_magnitude_vector|weight)$/, '');
+        const want = path === 'lm_head' || path === 'model.embed_tokens' ? [c.vocabSize, c.hiddenSize]
+          : e.key.endsWith('.lora_A.weight') ? [config.r, linearDims(c, path)[0]] : e.key.endsWith('.lora_B.weight') ? [linearDims(c, path)[1], config.r] : [linearDims(c, path)[1]];
+        if (e.shape.join() !== want.join()) throw new LorafitError('E_SHAPE', `${weightsFile}: '${PEFT_PREFIX}${e.key}' has shape [${e.shape.join(', ')}] but the model needs [${want.join(', ')}] (was it trained on another base model?)`);
+      }
+    }
+    const adapter = await LoraAdapter.attach(model, name, config, ordered, { seed, init }, options.activate ?? true);
     try {
       await channelOf(model).call(() => nativeAdapterOf(adapter).setState(entries));
     } catch (e) {
@@ -163,14 +231,19 @@ export class LoraAdapter {
     return adapter;
   }
 
-  private static async attach(model: Model, name: string, config: PeftLoraConfig, modules: string[], init: { seed: number; init: string }, activate: boolean): Promise<LoraAdapter> {
+  private static async attach(model: Model, name: string, config: PeftLoraConfig, modules: string[], init: { seed: number; init: LoraInit }, activate: boolean): Promise<LoraAdapter> {
     if (adaptersOf(model).some((a) => a.name === name)) throw new LorafitError('E_ADAPTER', `the model already has an adapter named '${name}'; pass another name`);
     const channel = channelOf(model);
-    const spec = { name, rank: config.r, alpha: config.lora_alpha, dropout: config.lora_dropout ?? 0, rslora: config.use_rslora === true, init: init.init, seed: init.seed, targets: modules, useDora: config.use_dora === true };
+    const spec = {
+      name, rank: config.r, alpha: config.lora_alpha, dropout: config.lora_dropout ?? 0, rslora: config.use_rslora === true, init: init.init, seed: init.seed, targets: modules,
+      useDora: config.use_dora === true, modulesToSave: resolveModulesToSave(config.modules_to_save),
+    };
     const native = await channel.call((h) => h.addAdapter(spec));
     const adapter = new LoraAdapter(model, name, config, modules);
     natives.set(adapter, native);
     channel.own(native, adapter);
+    // PiSSA / OLoRA: the initial factors, for the conversion to a plain LoRA adapter on save
+    if (rewritesBase(init.init)) adapter.#initial = await adapter.tensors();
     if (activate) await adapter.activate();
     return adapter;
   }
@@ -203,26 +276,15 @@ export class LoraAdapter {
   trainableParameters(): TrainableParameters {
     this.check();
     const c = this.model.config;
-    const dims = (path: string): [number, number] => {
-      const kind = path.split('.').pop();
-      const q = c.numAttentionHeads * c.headDim;
-      const kv = c.numKeyValueHeads * c.headDim;
-      switch (kind) {
-        case 'q_proj': return [c.hiddenSize, q];
-        case 'k_proj': case 'v_proj': return [c.hiddenSize, kv];
-        case 'o_proj': return [q, c.hiddenSize];
-        case 'gate_proj': case 'up_proj': return [c.hiddenSize, c.intermediateSize];
-        case 'down_proj': return [c.intermediateSize, c.hiddenSize];
-        default: throw new LorafitError('E_ADAPTER', `unknown module kind ${kind}`);
-      }
-    };
+    const dims = (path: string) => linearDims(c, path);
     const dora = this.config.use_dora === true;
     const trainable = this.modules.reduce((n, p) => {
       const [i, o] = dims(p);
       return n + this.config.r * (i + o) + (dora ? o : 0);  // DoRA: one magnitude per output row
     }, 0);
-    const total = this.model.numParameters() + trainable;
-    return { trainable, total, percent: (100 * trainable) / total };
+    const copies = resolveModulesToSave(this.config.modules_to_save).length * c.vocabSize * c.hiddenSize;  // modules_to_save
+    const total = this.model.numParameters() + trainable + copies;
+    return { trainable: trainable + copies, total, percent: (100 * (trainable + copies)) / total };
   }
 
   /** The adapter's tensors (or their gradients) keyed as in adapter_model.safetensors. */
@@ -241,9 +303,24 @@ export class LoraAdapter {
     await channelOf(this.model).call(() => native.setState(entries));
   }
 
-  /** Writes a PEFT adapter folder; the folder appears complete or not at all. */
-  async save(dir: string, options: { baseModelNameOrPath?: string } = {}): Promise<void> {
-    const tensors = await this.tensors();
+  /**
+   * Writes a PEFT adapter folder; the folder appears complete or not at all.
+   * convertToLora (a PiSSA / OLoRA adapter): write it as PEFT's save_pretrained(...,
+   * path_initial_model_for_weight_conversion=...) does, a plain LoRA adapter of rank 2r
+   * (A' = [A; A0], B' = [B, -B0], same scaling) that gives the trained model on the untouched
+   * base model instead of on the residual.
+   */
+  async save(dir: string, options: { baseModelNameOrPath?: string; convertToLora?: boolean } = {}): Promise<void> {
+    let tensors = await this.tensors();
+    let fields: Partial<PeftLoraConfig> = {};
+    if (options.convertToLora) {
+      if (!this.#initial) {
+        throw optionError('convertToLora', `adapter '${this.name}' has init_lora_weights ${JSON.stringify(this.config.init_lora_weights)}; only an adapter whose init rewrote the base (pissa, pissa_niter_N, olora) in this process can be converted`);
+      }
+      if (this.config.use_dora) throw optionError('convertToLora', `adapter '${this.name}' is a DoRA adapter; its magnitudes have no rank-2r LoRA form (PEFT drops them)`);
+      tensors = convertTensors(tensors, this.#initial);
+      fields = convertedConfigFields(this.config);
+    }
     const st = new Map<string, StTensor>();
     for (const [k, v] of tensors) {
       for (let i = 0; i < v.data.length; i++) {
@@ -251,7 +328,7 @@ export class LoraAdapter {
       }
       st.set(k, fromFloat32(v.data, v.shape));
     }
-    const config = { ...this.config, base_model_name_or_path: options.baseModelNameOrPath ?? this.config.base_model_name_or_path, inference_mode: true };
+    const config = { ...this.config, ...fields, base_model_name_or_path: options.baseModelNameOrPath ?? this.config.base_model_name_or_path, inference_mode: true };
     await writeDirAtomic(dir, (tmp) => {
       writeFileAtomicSync(join(tmp, ADAPTER_WEIGHTS), serializeSafetensors(st, { format: 'pt' }));
       writeFileAtomicSync(join(tmp, ADAPTER_CONFIG), `${JSON.stringify(config, null, 2)}\n`);
@@ -315,6 +392,8 @@ export class LoraAdapter {
     for (const p of parts) {
       if (p.adapter.modules.join() !== modules.join()) throw new LorafitError('E_ADAPTER', `combine: adapter '${p.adapter.name}' targets other modules than '${parts[0].adapter.name}'`);
     }
+    const saving = parts.find((p) => (p.adapter.config.modules_to_save ?? []).length > 0);
+    if (saving) throw new LorafitError('E_ADAPTER', `combine: '${saving.adapter.name}' trains whole modules (modules_to_save ${JSON.stringify(saving.adapter.config.modules_to_save)}), which a combination cannot weigh`);
     const dora = parts.find((p) => p.adapter.config.use_dora === true);
     if (dora) throw new LorafitError('E_ADAPTER', `combine: '${dora.adapter.name}' is a DoRA adapter; DoRA adapters cannot be combined (as in PEFT)`);
     if (type === 'linear' && !parts.every((p) => p.adapter.config.r === parts[0].adapter.config.r)) {

@@ -2,6 +2,8 @@
 // read leniently: unknown keys are ignored (newer PEFT releases add fields), but variants that
 // would change the maths are refused by name.
 import { LorafitError } from '../errors.js';
+import { isLoraInit, peftInitValue, type LoraInit } from './init-weights.js';
+import { checkWeightTying, resolveModulesToSave } from './modules-to-save.js';
 
 export interface PeftLoraConfig {
   task_type: string;
@@ -19,7 +21,7 @@ export interface PeftLoraConfig {
   fan_in_fan_out: boolean;
   bias: 'none';
   use_rslora: boolean;
-  modules_to_save: null;
+  modules_to_save: string[] | null;
   init_lora_weights: boolean | string;
   layers_to_transform: null;
   layers_pattern: null;
@@ -47,9 +49,10 @@ export function makePeftConfig(o: {
   dropout: number;
   targetModules: string[] | string;
   useRslora: boolean;
-  init: 'kaiming' | 'gaussian' | 'none';
+  init: LoraInit;
   baseModel: string | null;
   useDora?: boolean;
+  modulesToSave?: string[];
 }): PeftLoraConfig {
   return {
     task_type: 'CAUSAL_LM',
@@ -67,8 +70,8 @@ export function makePeftConfig(o: {
     fan_in_fan_out: false,
     bias: 'none',
     use_rslora: o.useRslora,
-    modules_to_save: null,
-    init_lora_weights: o.init === 'gaussian' ? 'gaussian' : o.init === 'none' ? false : true,
+    modules_to_save: o.modulesToSave?.length ? o.modulesToSave : null,
+    init_lora_weights: peftInitValue(o.init),
     layers_to_transform: null,
     layers_pattern: null,
     rank_pattern: {},
@@ -112,17 +115,18 @@ export function checkPeftConfig(raw: unknown, file: string): PeftLoraConfig {
     ['use_qalora', (v) => v === true, 'QALoRA'],
     ['bias', (v) => v !== undefined && v !== 'none', "bias other than 'none'"],
     ['fan_in_fan_out', (v) => v === true, 'fan_in_fan_out (Conv1D models)'],
-    ['modules_to_save', (v) => !isEmpty(v), 'modules_to_save (fully trained extra modules)'],
     ['rank_pattern', (v) => !isEmpty(v), 'per-module ranks (rank_pattern)'],
     ['alpha_pattern', (v) => !isEmpty(v), 'per-module alphas (alpha_pattern)'],
     ['layer_replication', (v) => !isEmpty(v), 'layer_replication'],
     ['layers_to_transform', (v) => !isEmpty(v), 'layers_to_transform'],
     ['trainable_token_indices', (v) => !isEmpty(v), 'trainable_token_indices'],
     ['target_parameters', (v) => !isEmpty(v), 'target_parameters'],
-    ['init_lora_weights', (v) => typeof v === 'string' && v !== 'gaussian' && !v.startsWith('orthogonal'), 'initialisations that rewrite the base weights (pissa, olora, loftq, corda, eva)'],
+    ['init_lora_weights', (v) => typeof v === 'string' && !(isLoraInit(v) && v !== 'none' && v !== 'kaiming') && !v.startsWith('orthogonal'), 'this initialisation (lorafit has kaiming, gaussian, pissa, pissa_niter_N, olora)'],
   ];
   for (const [key, isBad, what] of unsupported) {
     if (isBad(c[key])) bad(key, `is ${JSON.stringify(c[key])}: ${what} is not supported by lorafit yet`);
   }
+  resolveModulesToSave(c.modules_to_save, (msg) => new LorafitError('E_ADAPTER_CONFIG', `${file}: 'modules_to_save' ${msg}`));
+  checkWeightTying(c, file);
   return c as PeftLoraConfig;
 }

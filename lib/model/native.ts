@@ -63,6 +63,8 @@ export interface NativeAdapterSpec {
   seed: number;
   targets: string[];
   useDora: boolean;
+  /** PEFT modules_to_save as module paths: 'lm_head', 'model.embed_tokens' */
+  modulesToSave: string[];
 }
 
 export interface NativeOptimizerConfig {

@@ -351,7 +351,8 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     }
     const ck = readCheckpoint(resolve(dir));
     if (this.adapter) {
-      const saved = await LoraAdapter.load(this.model, ck.adapterDir, { name: `${this.adapter.name}.resume`, activate: false });
+      // the model already holds this adapter (and, after PiSSA / OLoRA, its residual base)
+      const saved = await LoraAdapter.load(this.model, ck.adapterDir, { name: `${this.adapter.name}.resume`, activate: false, initBase: false });
       try {
         await this.adapter.setTensors(await saved.tensors());
       } finally {

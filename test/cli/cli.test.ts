@@ -66,6 +66,49 @@ describe('lorafit CLI', () => {
     expect(info.stdout).toMatch(/dora true/);
   });
 
+  it('train --init-lora-weights pissa --convert-to-lora --modules-to-save lm_head: a rank-2r LoRA adapter with the head, equal on the untouched base to the last (unconverted) checkpoint; info shows the variant', async () => {
+    const out = join(work, 'run-pissa');
+    const r = await runCli(['train', '--model', model, '--dataset', data, '--max-steps', '2', '--save-steps', '2', '--output-dir', out, '--lora-rank', '2', '--target-modules', 'q_proj,v_proj',
+      '--init-lora-weights', 'pissa', '--convert-to-lora', '--modules-to-save', 'lm_head', '--batch-size', '2', '--max-seq-length', '64', '--eval-split', '3', '--learning-rate', '0.01']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/LoRA r=2 alpha=4 init pissa on 4 modules \+ lm_head in full/);
+    expect(r.stdout).toMatch(/converted to plain LoRA, rank 4, for the untouched base model/);
+    const cfgJson = JSON.parse(readFileSync(join(out, 'adapter', 'adapter_config.json'), 'utf8'));
+    expect(cfgJson).toMatchObject({ r: 4, lora_alpha: 8, init_lora_weights: true, modules_to_save: ['lm_head'] });
+    const st = readSafetensors(join(out, 'adapter', 'adapter_model.safetensors'));
+    expect(st.tensors.get('base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight')!.shape).toEqual([4, 64]);
+    expect(st.tensors.get('base_model.model.lm_head.weight')!.shape).toEqual([256, 64]);
+    // the checkpoint holds the same step unconverted (init pissa: loading re-runs the SVD on the base)
+    const ck = JSON.parse(readFileSync(join(out, 'checkpoint-2', 'adapter', 'adapter_config.json'), 'utf8'));
+    expect(ck).toMatchObject({ r: 2, init_lora_weights: 'pissa' });
+    const prompt = [[3, 40, 41, 42, 43, 44, 45]];
+    const logits: Float32Array[] = [];
+    for (const dir of [join(out, 'adapter'), join(out, 'checkpoint-2', 'adapter')]) {
+      await using m = await Model.load(model);
+      await LoraAdapter.load(m, dir);
+      logits.push((await m.forward(prompt)).logits);
+    }
+    let worst = 0;
+    for (let i = 0; i < logits[0].length; i++) worst = Math.max(worst, Math.abs(logits[0][i] - logits[1][i]));
+    expect(worst).toBeLessThan(1e-4);
+    const info = await runCli(['info', model, '--adapter', join(out, 'adapter')]);
+    expect(info.code, info.stderr).toBe(0);
+    expect(info.stdout).toMatch(/r 4, lora_alpha 8, .*init true, target_modules \["q_proj","v_proj"\], modules_to_save \["lm_head"\]/);
+    expect(info.stdout).toMatch(/ 4 modules, trainable parameters/);
+    const ckInfo = await runCli(['info', model, '--adapter', join(out, 'checkpoint-2', 'adapter')]);
+    expect(ckInfo.stdout).toMatch(/init "pissa"/);
+
+    const bad = await runCli(['train', '--model', model, '--dataset', data, '--max-steps', '1', '--output-dir', join(work, 'run-bad-init'), '--init-lora-weights', 'svd']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/option 'initLoraWeights': must be 'kaiming', 'gaussian', 'pissa', 'pissa_niter_<N>', 'olora' or 'none', got "svd"/);
+    const bad2 = await runCli(['train', '--model', model, '--dataset', data, '--max-steps', '1', '--output-dir', join(work, 'run-bad-convert'), '--convert-to-lora']);
+    expect(bad2.code).toBe(1);
+    expect(bad2.stderr).toMatch(/option 'convertToLora': applies to the pissa \/ olora inits, not to 'kaiming'/);
+    const bad3 = await runCli(['train', '--model', model, '--dataset', data, '--max-steps', '1', '--output-dir', join(work, 'run-bad-mts'), '--modules-to-save', 'lm_head,score']);
+    expect(bad3.code).toBe(1);
+    expect(bad3.stderr).toMatch(/option 'modulesToSave': 'score'/);
+  });
+
   it('train with no model and no dataset runs the default job; without SmolLM2 it falls back to the tiny model and says how to get it', async () => {
     const out = join(work, 'default-job');
     const r = await runCli(['train', '--max-steps', '3', '--output-dir', out], { env: { LORAFIT_SMOLLM2_GGUF: join(work, 'absent.gguf') }, timeoutMs: 180_000 });

@@ -82,6 +82,10 @@ describe('exportLoraGguf', () => {
       message: expect.stringMatching(/adapter_config\.json: DoRA/),
     });
     await expect(exportLoraGguf(adapterCopy('mts', { modules_to_save: ['lm_head'] }), join(dir, 'x.gguf'), base)).rejects.toMatchObject({ code: 'E_EXPORT' });
+    await expect(exportLoraGguf(adapterCopy('pissa', { init_lora_weights: 'pissa' }), join(dir, 'x.gguf'), base)).rejects.toMatchObject({
+      code: 'E_EXPORT',
+      message: expect.stringMatching(/init_lora_weights "pissa": .*convertToLora/),
+    });
     await expect(exportLoraGguf(adapterCopy('nobase', { base_model_name_or_path: 'meta-llama/Nope' }), join(dir, 'x.gguf'))).rejects.toMatchObject({
       code: 'E_EXPORT',
       message: expect.stringContaining('baseModelDir'),

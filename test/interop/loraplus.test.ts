@@ -49,6 +49,9 @@ describe.each([false, true])('LoRA+ (ratio 16), DoRA %s', (useDora) => {
     expect(Object.fromEntries([...mine].sort())).toEqual(Object.fromEntries(Object.entries(report.lr).sort()));
     if (useDora) expect([...mine].filter(([k]) => k.endsWith('lora_magnitude_vector')).every(([, lr]) => lr === LR * RATIO)).toBe(true);
 
+    // the gradients of the step, to know where Adam's first step is ill-conditioned (below)
+    await model.lossAndGrad([{ inputIds: [seqIds], labels: [seqLabels] }]);
+    const grads = await adapter.tensors({ grads: true });
     const trainer = new Trainer({
       model, adapter, trainData: [{ inputIds: seqIds, labels: seqLabels }], maxSteps: 1, batchSize: 1, learningRate: LR,
       lrScheduler: 'constant', maxGradNorm: 0, weightDecay: 0, loraplusLrRatio: RATIO, shuffle: false,
@@ -61,7 +64,14 @@ describe.each([false, true])('LoRA+ (ratio 16), DoRA %s', (useDora) => {
       const want = toFloat32(peft.tensors.get(key)!);
       const moved = maxAbsDiff(v.data, before.get(key)!.data);
       expect(moved, `${key} moved`).toBeGreaterThan(0.5 * mine.get(key)!);  // Adam's first step: ~lr per element
-      expect(maxAbsDiff(v.data, want), key).toBeLessThan(1e-6 + 1e-4 * maxAbs(want));
+      // Adam's first step is lr * g / (|g| + eps): where |g| is within 100 eps (1e-6) of zero,
+      // fp32 rounding noise in g (~1e-9 here) moves that element by a sizeable part of lr, so
+      // those elements are held to lr x ratio (the step's size) instead
+      const g = grads.get(key)!.data;
+      let worst = 0;
+      for (let i = 0; i < want.length; i++) if (Math.abs(g[i]) > 1e-6) worst = Math.max(worst, Math.abs(v.data[i] - want[i]));
+      expect(worst, key).toBeLessThan(1e-6 + 1e-4 * maxAbs(want));
+      expect(maxAbsDiff(v.data, want), key).toBeLessThan(LR * RATIO);
     }
   });
 });

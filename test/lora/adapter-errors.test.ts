@@ -140,7 +140,8 @@ describe('LoraAdapter.load failures', () => {
     await rejects(LoraAdapter.load(model, dora), 'E_ADAPTER', 'lora_magnitude_vector\' is missing (use_dora: true');
     const cases: [Record<string, unknown>, string][] = [
       [{ rank_pattern: { q_proj: 8 } }, 'rank_pattern'],
-      [{ init_lora_weights: 'pissa' }, 'pissa'],
+      [{ init_lora_weights: 'loftq' }, 'loftq'],
+      [{ init_lora_weights: 'pissa_niter_x' }, 'pissa_niter_x'],
       [{ peft_type: 'IA3' }, "'peft_type' is \"IA3\""],
       [{ r: 0 }, "'r' must be a positive integer"],
     ];
@@ -206,7 +207,9 @@ describe('LoraAdapter.create options', () => {
     await rejects(LoraAdapter.create(model, { dropout: -0.1 }), 'E_OPTION', "option 'dropout'");
     await rejects(LoraAdapter.create(model, { alpha: 0 }), 'E_OPTION', "option 'alpha'");
     await rejects(LoraAdapter.create(model, { alpha: NaN }), 'E_OPTION', "option 'alpha'");
-    await rejects(LoraAdapter.create(model, { init: 'pissa' as never }), 'E_OPTION', "option 'init'");
+    await rejects(LoraAdapter.create(model, { init: 'loftq' as never }), 'E_OPTION', "option 'init'", 'pissa_niter_<N>');
+    await rejects(LoraAdapter.create(model, { init: 'pissa_niter_' as never }), 'E_OPTION', "option 'init'");
+    await rejects(LoraAdapter.create(model, { init: 'pissa', rank: 65, targetModules: ['k_proj'] }), 'E_OPTION', 'rank <= min(in, out) = 32');
     await rejects(LoraAdapter.create(model, { name: 'a/b' }), 'E_OPTION', "option 'name'");
     await rejects(LoraAdapter.create(model, { targetModules: ['q_proj', 'c_attn'] }), 'E_OPTION', "'c_attn' match no module of this llama model",
       'q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj');
