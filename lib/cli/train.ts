@@ -18,6 +18,7 @@ import { LoraAdapter } from '../lora/lora-adapter.js';
 import { Trainer } from '../train/trainer.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import { cliLogger, globalOptions, openModel, warningPrinter, type GlobalArgs } from './common.js';
+import { isRank, launchRanks, ranksToLaunch } from './launch.js';
 import { Progress, formatMs } from './progress.js';
 import { writeRunRecord, type RunRecord } from '../ui/run-record.js';
 import { startUi } from '../ui/start.js';
@@ -58,7 +59,11 @@ export async function handler(argv: TrainArgs): Promise<void> {
   const cfg = resolveTrainConfig(file, argv.config, flags);
   const log = cliLogger(argv, 'train');
   log.info({ config: cfg }, 'train config');
-  if (!argv.ui) return train(cfg, log);
+  const ranks = ranksToLaunch(cfg.nprocPerNode);
+  const run = () => (ranks > 1 ? launchRanks(ranks, { masterPort: cfg.masterPort, say: (line) => process.stdout.write(`${line}\n`) }) : train(cfg, log));
+  // The dashboard runs in the launcher, or in rank 0 under torchrun; never in a launched rank.
+  const uiHere = argv.ui && process.env.LORAFIT_LAUNCHED !== '1' && (!isRank() || process.env.RANK === '0');
+  if (!uiHere) return run();
   // The dashboard first: it shows the run from its first metrics line on.
   const ui = await startUi({
     sources: { runs: [resolve(cfg.outputDir ?? 'lorafit-output')] },
@@ -70,7 +75,7 @@ export async function handler(argv: TrainArgs): Promise<void> {
   });
   printUrl(ui);
   try {
-    await train(cfg, log);
+    await run();
   } catch (e) {
     await ui.stop();
     throw e;
@@ -84,7 +89,12 @@ async function train(cfg: TrainConfig, log: ReturnType<typeof cliLogger>): Promi
   const outputDir = resolve(cfg.outputDir ?? 'lorafit-output');
   const baseModel = existsSync(cfg.model) ? resolve(cfg.model) : cfg.model;
   const seed = cfg.seed ?? 42;
-  const say = (line: string) => process.stdout.write(`${line}\n`);
+  // A rank of a data-parallel run (torchrun's environment, or --nproc-per-node's): rank 0 alone
+  // prints, saves the adapter and answers the sample prompts; threads follow OMP_NUM_THREADS.
+  const distributed = isRank() ? { backend: cfg.distBackend as 'gloo' | 'nccl' | undefined, timeoutSeconds: cfg.distTimeout } : undefined;
+  const main = !distributed || Number(process.env.RANK) === 0;
+  const say = main ? (line: string) => process.stdout.write(`${line}\n`) : () => {};
+  const threads = cfg.threads ?? (distributed && process.env.OMP_NUM_THREADS ? Number(process.env.OMP_NUM_THREADS) || undefined : undefined);
 
   if (cfg.modelNote) say(`note: ${cfg.modelNote}`);
   if (cfg.defaultJob) say(`the default job: LoRA-tune ${basename(cfg.model)} to answer in Yoda's style (set --model and --dataset for your own)`);
@@ -92,7 +102,7 @@ async function train(cfg: TrainConfig, log: ReturnType<typeof cliLogger>): Promi
   const data = await readTrainData(cfg, log, seed);
   say(`dataset: ${data.records.length} records from ${cfg.dataset}; ${data.trainIndices.length} train, ${data.evalRecords.length} eval`);
   say(`loading ${cfg.model}`);
-  const { model, tokenizer } = await openModel(cfg.model, { dtype: cfg.dtype, device: cfg.device, threads: cfg.threads, loadIn4bit: cfg.loadIn4bit, loadIn8bit: cfg.loadIn8bit }, log);
+  const { model, tokenizer } = await openModel(cfg.model, { dtype: cfg.dtype, device: cfg.device, threads, loadIn4bit: cfg.loadIn4bit, loadIn8bit: cfg.loadIn8bit }, log);
   try {
     const c = model.config;
     say(`model: ${c.modelType}, ${c.numHiddenLayers} layers, hidden ${c.hiddenSize}, vocab ${c.vocabSize}, ${(model.numParameters() / 1e6).toFixed(2)}M parameters, ${model.dtype} on ${model.device}`);
@@ -149,6 +159,7 @@ async function train(cfg: TrainConfig, log: ReturnType<typeof cliLogger>): Promi
       loggingSteps: cfg.loggingSteps,
       gradientCheckpointing: cfg.gradientCheckpointing,
       paddingFree: cfg.paddingFree,
+      distributed,
       padTokenId: tokenizer.padTokenId ?? 0,
       logger: log,
       signal: ac.signal,
@@ -166,17 +177,22 @@ async function train(cfg: TrainConfig, log: ReturnType<typeof cliLogger>): Promi
     }
     const total = trainer.totalSteps;
     const bar = new Progress('training', total, { lines: true });
-    trainer.on('step', (s) => bar.update(s.step, `loss ${s.loss.toFixed(4)} lr ${s.learningRate.toExponential(2)} ${Math.round(s.tokensPerSecond)} tok/s`));
-    trainer.on('eval', (e) => {
+    if (main) trainer.on('step', (s) => bar.update(s.step, `loss ${s.loss.toFixed(4)} lr ${s.learningRate.toExponential(2)} ${Math.round(s.tokensPerSecond)} tok/s`));
+    if (main) trainer.on('eval', (e) => {
       bar.done();
       say(`eval at step ${e.step}: loss ${e.evalLoss.toFixed(4)} (perplexity ${e.perplexity.toFixed(2)})`);
     });
     const t0 = Date.now();
-    // lorafit-run.json: the dashboard's record of this run (config, process, status).
+    // lorafit-run.json: the dashboard's record of this run (config, process, status); rank 0's.
     const record: RunRecord = { version: 1, status: 'running', pid: process.pid, startedAt: new Date().toISOString(), config: { ...cfg, model: baseModel } };
+    const fit = () => trainer.fit(cfg.resumeFrom ? { resumeFrom: cfg.resumeFrom } : {}).finally(() => process.off('SIGINT', onSigint));
+    if (!main) {
+      await fit();
+      return;
+    }
     const adapterDir = join(outputDir, 'adapter');
     const result = await recordRun(outputDir, record, async () => {
-      const r = await trainer.fit(cfg.resumeFrom ? { resumeFrom: cfg.resumeFrom } : {}).finally(() => process.off('SIGINT', onSigint));
+      const r = await fit();
       bar.done(`trained ${r.globalStep} steps in ${formatMs(Date.now() - t0)}; last train loss ${r.trainLoss.toFixed(4)}`);
       await adapter.save(adapterDir, { baseModelNameOrPath: baseModel });
       return r;

@@ -1,0 +1,235 @@
+#include "process_group.h"
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+
+#include "error.h"
+
+#ifdef LORAFIT_WITH_GLOO
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+
+namespace lorafit {
+
+bool distributed_available() {
+#ifdef LORAFIT_WITH_GLOO
+  return true;
+#else
+  return false;
+#endif
+}
+
+namespace {
+
+[[noreturn]] void fail(const std::string& message) { throw Error("E_DISTRIBUTED", message); }
+
+void check_options(const ProcessGroupOptions& o) {
+  if (o.backend == "nccl")
+    fail("backend 'nccl' is not built into this lorafit addon (it needs a CUDA libtorch, nccl.h and LORAFIT_NCCL=ON at build time); use backend 'gloo'");
+  if (o.backend != "gloo") fail("backend must be 'gloo' or 'nccl', got '" + o.backend + "'");
+  if (o.world_size < 1) fail("WORLD_SIZE must be a positive integer, got " + std::to_string(o.world_size));
+  if (o.rank < 0 || o.rank >= o.world_size)
+    fail("RANK must be in [0, WORLD_SIZE - 1] = [0, " + std::to_string(o.world_size - 1) + "], got " + std::to_string(o.rank));
+  if (o.master_addr.empty()) fail("MASTER_ADDR is empty");
+  if (o.master_port < 1 || o.master_port > 65535) fail("MASTER_PORT must be in [1, 65535], got " + std::to_string(o.master_port));
+  if (o.timeout_ms <= 0) fail("the process group timeout must be positive");
+  if (o.bucket_bytes <= 0) fail("the gradient bucket size must be positive");
+}
+
+}  // namespace
+
+#ifdef LORAFIT_WITH_GLOO
+
+struct ProcessGroup::Impl {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+};
+
+namespace {
+
+std::string what(const c10::Error& e) { return e.what_without_backtrace(); }
+
+std::string where(const ProcessGroupOptions& o) { return o.master_addr + ":" + std::to_string(o.master_port); }
+
+// Who is at fault when a collective fails: with two ranks it can only be the other one.
+std::string suspect(const ProcessGroupOptions& o) {
+  if (o.world_size == 2) return "rank " + std::to_string(1 - o.rank) + " stopped or became unreachable";
+  return "another rank stopped or became unreachable";
+}
+
+c10::intrusive_ptr<c10d::Store> connect_store(const ProcessGroupOptions& o) {
+  c10d::TCPStoreOptions so;
+  so.port = static_cast<uint16_t>(o.master_port);
+  so.isServer = o.rank == 0;
+  so.numWorkers = o.world_size;
+  so.waitWorkers = false;  // lorafit's own join check below names the rank that is missing
+  so.timeout = std::chrono::milliseconds(o.timeout_ms);
+  try {
+    return c10::make_intrusive<c10d::TCPStore>(o.master_addr, so);
+  } catch (const c10::Error& e) {
+    const std::string w = what(e);
+    if (o.rank == 0) {
+      if (w.find("in use") != std::string::npos || w.find("EADDRINUSE") != std::string::npos)
+        fail("rank 0 cannot serve the rendezvous: MASTER_PORT " + std::to_string(o.master_port) + " is already in use on " + o.master_addr +
+             " (choose another MASTER_PORT): " + w);
+      fail("rank 0 cannot serve the rendezvous at " + where(o) + " (MASTER_ADDR:MASTER_PORT): " + w);
+    }
+    fail("rank " + std::to_string(o.rank) + " cannot reach the rendezvous at " + where(o) + " (MASTER_ADDR:MASTER_PORT) within " +
+         std::to_string(o.timeout_ms / 1000) + " s; is rank 0 running with the same MASTER_ADDR and MASTER_PORT? " + w);
+  }
+}
+
+std::string get_string(c10d::Store& store, const std::string& key) {
+  auto v = store.get(key);
+  return std::string(v.begin(), v.end());
+}
+
+void set_string(c10d::Store& store, const std::string& key, const std::string& value) {
+  store.set(key, std::vector<uint8_t>(value.begin(), value.end()));
+}
+
+// Every rank agrees on WORLD_SIZE and holds a distinct RANK before Gloo connects: rank 0 publishes
+// its world size, each other rank answers "ok" or what differs, rank 0 publishes the verdict.
+void check_join(c10d::Store& store, const ProcessGroupOptions& o) {
+  const std::string mine = std::to_string(o.world_size);
+  const auto timeout = std::chrono::milliseconds(o.timeout_ms);
+  if (o.rank == 0) {
+    set_string(store, "lorafit/world_size", mine);
+    std::string verdict = "ok";
+    for (int r = 1; r < o.world_size && verdict == "ok"; ++r) {
+      const std::string key = "lorafit/joined/" + std::to_string(r);
+      try {
+        store.wait({key}, timeout);
+      } catch (const c10::Error&) {
+        verdict = "rank " + std::to_string(r) + " did not join the rendezvous at " + where(o) + " within " + std::to_string(o.timeout_ms / 1000) +
+                  " s (WORLD_SIZE is " + mine + " on rank 0)";
+        break;
+      }
+      const std::string answer = get_string(store, key);
+      if (answer != "ok") verdict = answer;
+    }
+    set_string(store, "lorafit/verdict", verdict);
+    if (verdict != "ok") fail("rank 0: " + verdict);
+    return;
+  }
+  const std::string r = std::to_string(o.rank);
+  if (store.add("lorafit/rank/" + r, 1) != 1) fail("rank " + r + ": another process has already joined as rank " + r + " (every process needs its own RANK)");
+  const std::string theirs = get_string(store, "lorafit/world_size");
+  const std::string answer = theirs == mine ? "ok" : "WORLD_SIZE is " + mine + " on rank " + r + " but " + theirs + " on rank 0";
+  set_string(store, "lorafit/joined/" + r, answer);
+  if (answer != "ok") fail("rank " + r + ": " + answer);
+  store.wait({"lorafit/verdict"}, timeout);
+  const std::string verdict = get_string(store, "lorafit/verdict");
+  if (verdict != "ok") fail("rank " + r + ": the rendezvous failed: " + verdict);
+}
+
+std::shared_ptr<::gloo::transport::Device> gloo_device(const ProcessGroupOptions& o) {
+  // As torch.distributed: GLOO_SOCKET_IFNAME names the interface; a loopback master means a
+  // single-machine group; otherwise the address this machine's hostname resolves to.
+  if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname)
+    return c10d::ProcessGroupGloo::createDeviceForInterface(ifname);
+  if (o.master_addr == "127.0.0.1" || o.master_addr == "localhost" || o.master_addr == "::1")
+    return c10d::ProcessGroupGloo::createDeviceForHostname(o.master_addr == "localhost" ? "127.0.0.1" : o.master_addr);
+  return c10d::ProcessGroupGloo::createDefaultDevice();
+}
+
+void wait(const c10::intrusive_ptr<c10d::Work>& work, const ProcessGroupOptions& o, const char* op) {
+  try {
+    work->wait(std::chrono::milliseconds(o.timeout_ms));
+  } catch (const c10::Error& e) {
+    fail("rank " + std::to_string(o.rank) + " of " + std::to_string(o.world_size) + ": " + op + " failed (" + suspect(o) + "; timeout " +
+         std::to_string(o.timeout_ms / 1000) + " s): " + what(e));
+  }
+}
+
+}  // namespace
+
+ProcessGroup::ProcessGroup(const ProcessGroupOptions& options) : options_(options) {
+  check_options(options_);
+  impl_ = std::make_unique<Impl>();
+  impl_->store = connect_store(options_);
+  try {
+    check_join(*impl_->store, options_);
+  } catch (const c10::Error& e) {
+    fail("rank " + std::to_string(options_.rank) + ": the rendezvous at " + where(options_) + " failed (" + suspect(options_) + "): " + what(e));
+  }
+  try {
+    auto go = c10d::ProcessGroupGloo::Options::create(std::chrono::milliseconds(options_.timeout_ms));
+    go->devices.push_back(gloo_device(options_));
+    go->threads = 1;  // one collective at a time; the compute threads stay the trainer's
+    auto prefixed = c10::make_intrusive<c10d::PrefixStore>("lorafit/gloo", impl_->store);
+    impl_->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, options_.rank, options_.world_size, go);
+  } catch (const c10::Error& e) {
+    fail("rank " + std::to_string(options_.rank) + ": Gloo could not connect the " + std::to_string(options_.world_size) + " ranks (" + suspect(options_) +
+         "): " + what(e));
+  }
+}
+
+ProcessGroup::~ProcessGroup() = default;
+
+void ProcessGroup::all_reduce_sum(std::vector<double>& values) {
+  if (values.empty()) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<at::Tensor> ts{at::tensor(values, at::kDouble)};  // [n]
+  wait(impl_->gloo->allreduce(ts), options_, "all-reduce");
+  auto acc = ts[0].accessor<double, 1>();
+  for (size_t i = 0; i < values.size(); ++i) values[i] = acc[static_cast<int64_t>(i)];
+  collective_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void ProcessGroup::all_reduce_sum(const std::vector<at::Tensor>& tensors) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const auto t0 = std::chrono::steady_clock::now();
+  // Consecutive tensors of one dtype and device share a flat bucket of at most bucket_bytes (a
+  // larger tensor is a bucket of its own); Gloo reduces CPU memory, so a bucket is staged there.
+  size_t i = 0;
+  while (i < tensors.size()) {
+    size_t j = i;
+    int64_t bytes = 0;
+    std::vector<at::Tensor> flat;
+    while (j < tensors.size() && tensors[j].scalar_type() == tensors[i].scalar_type() && tensors[j].device() == tensors[i].device() &&
+           (j == i || bytes + tensors[j].nbytes() <= static_cast<size_t>(options_.bucket_bytes))) {
+      bytes += tensors[j].nbytes();
+      flat.push_back(tensors[j].reshape({-1}));
+      ++j;
+    }
+    std::vector<at::Tensor> bucket{at::cat(flat).to(at::kCPU).contiguous()};  // [sum of numel]
+    wait(impl_->gloo->allreduce(bucket), options_, "gradient all-reduce");
+    int64_t at_ = 0;
+    for (size_t k = i; k < j; ++k) {
+      const int64_t n = tensors[k].numel();
+      tensors[k].copy_(bucket[0].narrow(0, at_, n).view(tensors[k].sizes()));
+      at_ += n;
+    }
+    i = j;
+  }
+  collective_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void ProcessGroup::barrier() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  wait(impl_->gloo->barrier(), options_, "barrier");
+}
+
+#else  // built without libgloo-dev
+
+struct ProcessGroup::Impl {};
+
+ProcessGroup::ProcessGroup(const ProcessGroupOptions& options) : options_(options) {
+  check_options(options_);
+  throw Error("E_DISTRIBUTED_UNAVAILABLE",
+              "this lorafit addon was built without distributed training (the Gloo headers were not found): apt-get install libgloo-dev, then rebuild "
+              "(npm run build:native)");
+}
+ProcessGroup::~ProcessGroup() = default;
+void ProcessGroup::all_reduce_sum(std::vector<double>&) {}
+void ProcessGroup::all_reduce_sum(const std::vector<at::Tensor>&) {}
+void ProcessGroup::barrier() {}
+
+#endif
+
+}  // namespace lorafit
