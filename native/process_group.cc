@@ -136,13 +136,21 @@ std::shared_ptr<::gloo::transport::Device> gloo_device(const ProcessGroupOptions
   return c10d::ProcessGroupGloo::createDefaultDevice();
 }
 
-void wait(const c10::intrusive_ptr<c10d::Work>& work, const ProcessGroupOptions& o, const char* op) {
+// Issues a collective and waits for it. A peer that died shows as a Gloo I/O error (a
+// gloo::IoException, not a c10::Error) as soon as its sockets close; one that hangs, at the timeout.
+template <typename Issue>
+void collective(const ProcessGroupOptions& o, const char* op, Issue issue) {
+  std::string why;
   try {
-    work->wait(std::chrono::milliseconds(o.timeout_ms));
+    issue()->wait(std::chrono::milliseconds(o.timeout_ms));
+    return;
   } catch (const c10::Error& e) {
-    fail("rank " + std::to_string(o.rank) + " of " + std::to_string(o.world_size) + ": " + op + " failed (" + suspect(o) + "; timeout " +
-         std::to_string(o.timeout_ms / 1000) + " s): " + what(e));
+    why = what(e);
+  } catch (const std::exception& e) {
+    why = e.what();
   }
+  fail("rank " + std::to_string(o.rank) + " of " + std::to_string(o.world_size) + ": " + op + " failed (" + suspect(o) + "; timeout " +
+       std::to_string(o.timeout_ms / 1000) + " s): " + why);
 }
 
 }  // namespace
@@ -155,7 +163,7 @@ ProcessGroup::ProcessGroup(const ProcessGroupOptions& options) : options_(option
     check_join(*impl_->store, options_);
   } catch (const c10::Error& e) {
     fail("rank " + std::to_string(options_.rank) + ": the rendezvous at " + where(options_) + " failed (" + suspect(options_) + "): " + what(e));
-  }
+  }  // lorafit::Error (a mismatch found) passes through
   try {
     auto go = c10d::ProcessGroupGloo::Options::create(std::chrono::milliseconds(options_.timeout_ms));
     go->devices.push_back(gloo_device(options_));
@@ -165,6 +173,9 @@ ProcessGroup::ProcessGroup(const ProcessGroupOptions& options) : options_(option
   } catch (const c10::Error& e) {
     fail("rank " + std::to_string(options_.rank) + ": Gloo could not connect the " + std::to_string(options_.world_size) + " ranks (" + suspect(options_) +
          "): " + what(e));
+  } catch (const std::exception& e) {
+    fail("rank " + std::to_string(options_.rank) + ": Gloo could not connect the " + std::to_string(options_.world_size) + " ranks (" + suspect(options_) +
+         "): " + e.what());
   }
 }
 
@@ -175,7 +186,7 @@ void ProcessGroup::all_reduce_sum(std::vector<double>& values) {
   std::lock_guard<std::mutex> lock(mutex_);
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<at::Tensor> ts{at::tensor(values, at::kDouble)};  // [n]
-  wait(impl_->gloo->allreduce(ts), options_, "all-reduce");
+  collective(options_, "all-reduce", [&] { return impl_->gloo->allreduce(ts); });
   auto acc = ts[0].accessor<double, 1>();
   for (size_t i = 0; i < values.size(); ++i) values[i] = acc[static_cast<int64_t>(i)];
   collective_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -198,7 +209,7 @@ void ProcessGroup::all_reduce_sum(const std::vector<at::Tensor>& tensors) {
       ++j;
     }
     std::vector<at::Tensor> bucket{at::cat(flat).to(at::kCPU).contiguous()};  // [sum of numel]
-    wait(impl_->gloo->allreduce(bucket), options_, "gradient all-reduce");
+    collective(options_, "gradient all-reduce", [&] { return impl_->gloo->allreduce(bucket); });
     int64_t at_ = 0;
     for (size_t k = i; k < j; ++k) {
       const int64_t n = tensors[k].numel();
@@ -212,7 +223,7 @@ void ProcessGroup::all_reduce_sum(const std::vector<at::Tensor>& tensors) {
 
 void ProcessGroup::barrier() {
   std::lock_guard<std::mutex> lock(mutex_);
-  wait(impl_->gloo->barrier(), options_, "barrier");
+  collective(options_, "barrier", [&] { return impl_->gloo->barrier(); });
 }
 
 #else  // built without libgloo-dev

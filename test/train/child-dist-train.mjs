@@ -25,7 +25,7 @@ const trainer = new Trainer({
   maxSteps: o.maxSteps,
   batchSize: o.batchSize,
   gradientAccumulationSteps: o.accumulation ?? 1,
-  learningRate: 1e-2,
+  learningRate: o.learningRate ?? 1e-3,
   maxGradNorm: 0.5,
   outputDir: o.outputDir,
   saveSteps: o.saveSteps ?? 0,

@@ -21,6 +21,7 @@ export interface RankOptions {
   accumulation?: number;
   outputDir?: string;
   saveSteps?: number;
+  learningRate?: number;
   resumeFrom?: string;
   distributed?: boolean | Record<string, unknown>;
   result: string;

@@ -11,6 +11,10 @@ import { freePort, maxTensorDiff, runRanks, runSingle, startRank, torchrunEnv, t
 const root = mkdtempSync(join(tmpdir(), 'lorafit-dist-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
+// AdamW's update is scale-free, so float32 rounding (a different summation order) moves the
+// weights by about lr x its relative size: at lr 1e-2 even one process at batch 4 and at batch 2 x
+// accumulation 2 (the same step) differ by ~2e-5 after 4 steps here. The runs use lr 1e-3
+// (the child's default), where that floor is below the 1e-5 the ranks must meet.
 // 10 examples: at a global batch of 4 an epoch is 3 steps (the last holds 2), so 4 steps cross
 // an epoch boundary and a short global batch; at 8 (accumulation 2) the second step holds 2.
 const base = { trainCount: 10, evalCount: 5, maxSteps: 4 };
