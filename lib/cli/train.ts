@@ -110,12 +110,12 @@ async function train(cfg: TrainConfig, log: ReturnType<typeof cliLogger>): Promi
     const tokenizeOptions: TokenizeOptions = { maxSeqLength: cfg.maxSeqLength ?? 512, packing: cfg.packing ?? false, trainOn: cfg.trainOn as TrainOn | undefined };
     const cache: EncodeFileOptions['cache'] = cfg.tokenCache === false ? false : { dir: cfg.tokenCacheDir };
     const encode = (label: string, path: string, records: DataRecord[], load: LoadDatasetOptions, variant?: string) =>
-      encodeWithProgress(label, path, records, tokenizer, { ...tokenizeOptions, load, cache, variant, logger: log });
+      encodeWithProgress(label, path, records, tokenizer, { ...tokenizeOptions, load, cache, variant, logger: log }, main);
     const all = await encode('tokenizing', cfg.dataset, data.records, data.readOptions, cfg.defaultJob ? 'default-job-style' : undefined);
     const held = new Set(data.heldIndices);
-    const train = await finish('train', all.filter((_, i) => !held.has(i)), tokenizeOptions);
+    const train = await finish('train', all.filter((_, i) => !held.has(i)), tokenizeOptions, main);
     const evalEncoded = cfg.evalDataset ? await encode('tokenizing eval', cfg.evalDataset, data.evalRecords, { ...data.readOptions, limit: undefined }) : all.filter((_, i) => held.has(i));
-    const evalSet = evalEncoded.length ? await finish('eval', evalEncoded, tokenizeOptions) : { examples: [], stats: emptyStats() };
+    const evalSet = evalEncoded.length ? await finish('eval', evalEncoded, tokenizeOptions, main) : { examples: [], stats: emptyStats() };
     if (train.examples.length === 0) throw new LorafitError('E_DATA_EMPTY', 'no training example is left after tokenizing (are the answers truncated away? raise maxSeqLength)');
 
     const rank = cfg.loraRank ?? 16;
@@ -272,7 +272,8 @@ async function readTrainData(cfg: TrainConfig, log: ReturnType<typeof cliLogger>
 }
 
 /** One encoding per record, from the tokenization cache when it holds them; prints what the cache did. */
-async function encodeWithProgress(label: string, path: string, records: DataRecord[], tokenizer: Tokenizer, options: EncodeFileOptions): Promise<TokenizedExample[]> {
+async function encodeWithProgress(label: string, path: string, records: DataRecord[], tokenizer: Tokenizer, options: EncodeFileOptions, print = true): Promise<TokenizedExample[]> {
+  if (!print) return (await encodeDatasetFile(path, tokenizer, { ...options, records })).encoded;
   const bar = new Progress(label, records.length);
   const { encoded, cache } = await encodeDatasetFile(path, tokenizer, { ...options, records, onProgress: (n) => bar.update(n) });
   const note = cache.status === 'hit' ? `read from the tokenization cache ${cache.file}` : cache.status === 'miss' ? `cached in ${cache.file}` : 'tokenization cache off';
@@ -281,11 +282,11 @@ async function encodeWithProgress(label: string, path: string, records: DataReco
 }
 
 /** Truncation, packing and the stats of one split, with its summary line. */
-async function finish(label: string, encoded: TokenizedExample[], options: TokenizeOptions): Promise<{ examples: TokenizedExample[]; stats: TokenizeStats }> {
+async function finish(label: string, encoded: TokenizedExample[], options: TokenizeOptions, print = true): Promise<{ examples: TokenizedExample[]; stats: TokenizeStats }> {
   const stats = emptyStats();
   const examples: TokenizedExample[] = [];
   for await (const ex of finishExamples(encoded, options, stats)) examples.push(ex);
   const notes = [stats.truncated && `${stats.truncated} truncated`, stats.droppedNoLabels && `${stats.droppedNoLabels} without trained tokens dropped`].filter(Boolean);
-  process.stdout.write(`${label}: ${stats.records} records -> ${stats.examples} examples, ${stats.tokens} tokens (${stats.trainedTokens} trained, longest ${stats.longest})${notes.length ? `; ${notes.join(', ')}` : ''}\n`);
+  if (print) process.stdout.write(`${label}: ${stats.records} records -> ${stats.examples} examples, ${stats.tokens} tokens (${stats.trainedTokens} trained, longest ${stats.longest})${notes.length ? `; ${notes.join(', ')}` : ''}\n`);
   return { examples, stats };
 }
