@@ -1,8 +1,11 @@
 #include "process_group.h"
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <string>
+#include <thread>
 
 #include "error.h"
 
@@ -43,9 +46,44 @@ void check_options(const ProcessGroupOptions& o) {
 
 #ifdef LORAFIT_WITH_GLOO
 
+// Liveness for error messages: every rank adds 1 to "lorafit/alive/<rank>" each second (its own
+// store connection, on its own thread). When a collective fails, the ranks whose counter stopped
+// are the ones that died; an unreachable store means rank 0 (its host) did.
+constexpr auto kHeartbeat = std::chrono::milliseconds(500);
+
 struct ProcessGroup::Impl {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+  std::thread heartbeat;
+  std::mutex stop_mutex;
+  std::condition_variable stop_cv;
+  bool stop = false;
+
+  void start_heartbeat(int rank) {
+    auto own = store->clone();
+    heartbeat = std::thread([this, own, rank] {
+      const std::string key = "lorafit/alive/" + std::to_string(rank);
+      std::unique_lock<std::mutex> lock(stop_mutex);
+      while (!stop) {
+        lock.unlock();
+        try {
+          own->add(key, 1);
+        } catch (...) {  // the store is gone (rank 0 stopped): the collectives will say so
+        }
+        lock.lock();
+        stop_cv.wait_for(lock, kHeartbeat, [this] { return stop; });
+      }
+    });
+  }
+
+  ~Impl() {
+    {
+      std::lock_guard<std::mutex> lock(stop_mutex);
+      stop = true;
+    }
+    stop_cv.notify_all();
+    if (heartbeat.joinable()) heartbeat.join();
+  }
 };
 
 namespace {
@@ -54,10 +92,38 @@ std::string what(const c10::Error& e) { return e.what_without_backtrace(); }
 
 std::string where(const ProcessGroupOptions& o) { return o.master_addr + ":" + std::to_string(o.master_port); }
 
-// Who is at fault when a collective fails: with two ranks it can only be the other one.
+// Who is at fault when the group cannot go on: with two ranks it can only be the other one.
 std::string suspect(const ProcessGroupOptions& o) {
   if (o.world_size == 2) return "rank " + std::to_string(1 - o.rank) + " stopped or became unreachable";
   return "another rank stopped or became unreachable";
+}
+
+// After a failed collective: the ranks whose heartbeat stopped over a few beats, less those that
+// reported a failure of their own.
+// (The rendezvous connection, already open: a new one to a dead rank 0 would retry until the timeout.)
+std::string diagnose(c10d::Store& main_store, const ProcessGroupOptions& o) {
+  try {
+    c10d::Store* store = &main_store;
+    store->setTimeout(std::chrono::milliseconds(2000));
+    // A rank that failed too says so first: its heartbeat stops when it exits, but it did not die.
+    store->add("lorafit/failed/" + std::to_string(o.rank), 1);
+    auto beats = [&] {
+      std::vector<int64_t> v;
+      for (int r = 0; r < o.world_size; ++r) v.push_back(store->add("lorafit/alive/" + std::to_string(r), 0));
+      return v;
+    };
+    const auto before = beats();
+    std::this_thread::sleep_for(kHeartbeat * 5);
+    const auto after = beats();
+    std::string dead;
+    for (int r = 0; r < o.world_size; ++r)
+      if (r != o.rank && after[r] == before[r] && store->add("lorafit/failed/" + std::to_string(r), 0) == 0) dead += (dead.empty() ? "rank " : ", rank ") + std::to_string(r);
+    if (!dead.empty()) return dead + " stopped (no heartbeat)";
+    return "every rank is alive: one may be stuck, or the network between ranks failed";
+  } catch (...) {
+    if (o.rank != 0) return "rank 0 stopped or became unreachable (the rendezvous it hosts at " + where(o) + " does not answer)";
+    return suspect(o);
+  }
 }
 
 c10::intrusive_ptr<c10d::Store> connect_store(const ProcessGroupOptions& o) {
@@ -139,7 +205,7 @@ std::shared_ptr<::gloo::transport::Device> gloo_device(const ProcessGroupOptions
 // Issues a collective and waits for it. A peer that died shows as a Gloo I/O error (a
 // gloo::IoException, not a c10::Error) as soon as its sockets close; one that hangs, at the timeout.
 template <typename Issue>
-void collective(const ProcessGroupOptions& o, const char* op, Issue issue) {
+void collective(c10d::Store& store, const ProcessGroupOptions& o, const char* op, Issue issue) {
   std::string why;
   try {
     issue()->wait(std::chrono::milliseconds(o.timeout_ms));
@@ -149,8 +215,8 @@ void collective(const ProcessGroupOptions& o, const char* op, Issue issue) {
   } catch (const std::exception& e) {
     why = e.what();
   }
-  fail("rank " + std::to_string(o.rank) + " of " + std::to_string(o.world_size) + ": " + op + " failed (" + suspect(o) + "; timeout " +
-       std::to_string(o.timeout_ms / 1000) + " s): " + why);
+  fail("rank " + std::to_string(o.rank) + " of " + std::to_string(o.world_size) + ": " + op + " failed: " + diagnose(store, o) + " (timeout " +
+       std::to_string(o.timeout_ms / 1000) + " s; " + why + ")");
 }
 
 }  // namespace
@@ -170,6 +236,7 @@ ProcessGroup::ProcessGroup(const ProcessGroupOptions& options) : options_(option
     go->threads = 1;  // one collective at a time; the compute threads stay the trainer's
     auto prefixed = c10::make_intrusive<c10d::PrefixStore>("lorafit/gloo", impl_->store);
     impl_->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, options_.rank, options_.world_size, go);
+    impl_->start_heartbeat(options_.rank);
   } catch (const c10::Error& e) {
     fail("rank " + std::to_string(options_.rank) + ": Gloo could not connect the " + std::to_string(options_.world_size) + " ranks (" + suspect(options_) +
          "): " + what(e));
@@ -186,7 +253,7 @@ void ProcessGroup::all_reduce_sum(std::vector<double>& values) {
   std::lock_guard<std::mutex> lock(mutex_);
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<at::Tensor> ts{at::tensor(values, at::kDouble)};  // [n]
-  collective(options_, "all-reduce", [&] { return impl_->gloo->allreduce(ts); });
+  collective(*impl_->store, options_, "all-reduce", [&] { return impl_->gloo->allreduce(ts); });
   auto acc = ts[0].accessor<double, 1>();
   for (size_t i = 0; i < values.size(); ++i) values[i] = acc[static_cast<int64_t>(i)];
   collective_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -209,7 +276,7 @@ void ProcessGroup::all_reduce_sum(const std::vector<at::Tensor>& tensors) {
       ++j;
     }
     std::vector<at::Tensor> bucket{at::cat(flat).to(at::kCPU).contiguous()};  // [sum of numel]
-    collective(options_, "gradient all-reduce", [&] { return impl_->gloo->allreduce(bucket); });
+    collective(*impl_->store, options_, "gradient all-reduce", [&] { return impl_->gloo->allreduce(bucket); });
     int64_t at_ = 0;
     for (size_t k = i; k < j; ++k) {
       const int64_t n = tensors[k].numel();
@@ -223,7 +290,7 @@ void ProcessGroup::all_reduce_sum(const std::vector<at::Tensor>& tensors) {
 
 void ProcessGroup::barrier() {
   std::lock_guard<std::mutex> lock(mutex_);
-  collective(options_, "barrier", [&] { return impl_->gloo->barrier(); });
+  collective(*impl_->store, options_, "barrier", [&] { return impl_->gloo->barrier(); });
 }
 
 #else  // built without libgloo-dev

@@ -89,5 +89,42 @@ it('a rank killed mid-run stops the other within 60 s with an error naming it', 
   expect(e0.code).not.toBe(0);
   expect(Date.now() - killedAt).toBeLessThan(60_000);
   expect(e0.stderr).toMatch(/E_DISTRIBUTED/);
-  expect(e0.stderr).toMatch(/rank 1 stopped or became unreachable/);
+  expect(e0.stderr).toMatch(/rank 0 of 2: [a-z -]*all-reduce failed: rank 1 stopped \(no heartbeat\)/);
+}, 120_000);
+
+it('of 3 ranks, both survivors of a killed rank name it', async () => {
+  const port = await freePort();
+  const opts = { trainCount: 10, maxSteps: 100_000, batchSize: 1, distributed: true, result: join(root, 'fault3') };
+  const ranks = [0, 1, 2].map((r) => startRank(opts, torchrunEnv(r, 3, port)));
+  await new Promise<void>((resolve) => {
+    let text = '';
+    ranks[2].child.stdout!.on('data', (d) => {
+      text += d;
+      if (/step 2\n/.test(text)) resolve();
+    });
+  });
+  ranks[2].child.kill('SIGKILL');
+  const [e0, e1] = await Promise.all([ranks[0].exit, ranks[1].exit]);
+  for (const [r, e] of [[0, e0], [1, e1]] as const) {
+    expect(e.code).not.toBe(0);
+    expect(e.stderr).toMatch(new RegExp(`rank ${r} of 3: [a-z -]*failed: rank 2 stopped \\(no heartbeat\\)`));
+  }
+}, 120_000);
+
+it('a killed rank 0 is named as the host of the rendezvous', async () => {
+  const port = await freePort();
+  const opts = { trainCount: 10, maxSteps: 100_000, batchSize: 2, distributed: true, result: join(root, 'fault0') };
+  const r0 = startRank(opts, torchrunEnv(0, 2, port));
+  const r1 = startRank(opts, torchrunEnv(1, 2, port));
+  await new Promise<void>((resolve) => {
+    let text = '';
+    r0.child.stdout!.on('data', (d) => {
+      text += d;
+      if (/step 2\n/.test(text)) resolve();
+    });
+  });
+  r0.child.kill('SIGKILL');
+  const e1 = await r1.exit;
+  expect(e1.code).not.toBe(0);
+  expect(e1.stderr).toMatch(/rank 1 of 2: [a-z -]*failed: rank 0 stopped or became unreachable \(the rendezvous it hosts at 127\.0\.0\.1:\d+ does not answer\)/);
 }, 120_000);
