@@ -35,7 +35,7 @@ std::shared_ptr<lorafit::ProcessGroup> ProcessGroupWrap::FromValue(Napi::Env env
   return Unwrap(value.As<Napi::Object>())->group(env);
 }
 
-// createProcessGroup({ backend, rank, worldSize, masterAddr, masterPort, timeoutMs, bucketBytes })
+// createProcessGroup({ backend, rank, worldSize, localRank, masterAddr, masterPort, timeoutMs, bucketBytes })
 //   -> Promise<NativeProcessGroup>, once every rank has joined.
 Napi::Value ProcessGroupWrap::Create(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -44,6 +44,7 @@ Napi::Value ProcessGroupWrap::Create(const Napi::CallbackInfo& info) {
   po.backend = GetString(o, "backend");
   po.rank = static_cast<int>(GetNumber(o, "rank"));
   po.world_size = static_cast<int>(GetNumber(o, "worldSize"));
+  po.local_rank = static_cast<int>(GetNumber(o, "localRank"));
   po.master_addr = GetString(o, "masterAddr");
   po.master_port = static_cast<int>(GetNumber(o, "masterPort"));
   po.timeout_ms = static_cast<int64_t>(GetNumber(o, "timeoutMs"));

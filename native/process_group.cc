@@ -8,8 +8,11 @@
 #include <thread>
 
 #include "error.h"
+#include "nccl/nccl_plugin.h"
 
 #ifdef LORAFIT_WITH_GLOO
+#include <dlfcn.h>
+
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -30,9 +33,7 @@ namespace {
 [[noreturn]] void fail(const std::string& message) { throw Error("E_DISTRIBUTED", message); }
 
 void check_options(const ProcessGroupOptions& o) {
-  if (o.backend == "nccl")
-    fail("backend 'nccl' is not built into this lorafit addon (it needs a CUDA libtorch, nccl.h and LORAFIT_NCCL=ON at build time); use backend 'gloo'");
-  if (o.backend != "gloo") fail("backend must be 'gloo' or 'nccl', got '" + o.backend + "'");
+  if (o.backend != "gloo" && o.backend != "nccl") fail("backend must be 'gloo' or 'nccl', got '" + o.backend + "'");
   if (o.world_size < 1) fail("WORLD_SIZE must be a positive integer, got " + std::to_string(o.world_size));
   if (o.rank < 0 || o.rank >= o.world_size)
     fail("RANK must be in [0, WORLD_SIZE - 1] = [0, " + std::to_string(o.world_size - 1) + "], got " + std::to_string(o.rank));
@@ -51,9 +52,31 @@ void check_options(const ProcessGroupOptions& o) {
 // are the ones that died; an unreachable store means rank 0 (its host) did.
 constexpr auto kHeartbeat = std::chrono::milliseconds(500);
 
+// lorafit_nccl.so (native/nccl/nccl_plugin.h), beside the addon or at LORAFIT_NCCL_PLUGIN.
+struct NcclPlugin {
+  void* lib = nullptr;
+  void* group = nullptr;
+  decltype(&lorafit_nccl_all_reduce) all_reduce = nullptr;
+  decltype(&lorafit_nccl_close) close = nullptr;
+  ~NcclPlugin() {
+    if (group && close) close(group);
+  }
+};
+
+std::string plugin_path() {
+  if (const char* p = std::getenv("LORAFIT_NCCL_PLUGIN"); p && *p) return p;
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&distributed_available), &info) && info.dli_fname) {
+    std::string self = info.dli_fname;
+    return self.substr(0, self.find_last_of('/') + 1) + "lorafit_nccl.so";
+  }
+  return "lorafit_nccl.so";
+}
+
 struct ProcessGroup::Impl {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+  std::unique_ptr<NcclPlugin> nccl;
   std::thread heartbeat;
   std::mutex stop_mutex;
   std::condition_variable stop_cv;
@@ -244,9 +267,30 @@ ProcessGroup::ProcessGroup(const ProcessGroupOptions& options) : options_(option
     fail("rank " + std::to_string(options_.rank) + ": Gloo could not connect the " + std::to_string(options_.world_size) + " ranks (" + suspect(options_) +
          "): " + e.what());
   }
+  if (options_.backend == "nccl") open_nccl();
 }
 
 ProcessGroup::~ProcessGroup() = default;
+
+void ProcessGroup::open_nccl() {
+  const std::string path = plugin_path();
+  void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!lib) {
+    const char* why = dlerror();
+    fail("rank " + std::to_string(options_.rank) + ": backend 'nccl' is not built into this lorafit addon (it needs a CUDA libtorch, nccl.h and " +
+         "-DLORAFIT_NCCL=ON at build time: LORAFIT_NCCL=1 npm run build:native); use backend 'gloo'. (" + (why ? why : path) + ")");
+  }
+  auto plugin = std::make_unique<NcclPlugin>();
+  plugin->lib = lib;
+  auto open = reinterpret_cast<decltype(&lorafit_nccl_open)>(dlsym(lib, "lorafit_nccl_open"));
+  plugin->all_reduce = reinterpret_cast<decltype(&lorafit_nccl_all_reduce)>(dlsym(lib, "lorafit_nccl_all_reduce"));
+  plugin->close = reinterpret_cast<decltype(&lorafit_nccl_close)>(dlsym(lib, "lorafit_nccl_close"));
+  if (!open || !plugin->all_reduce || !plugin->close) fail(path + " is not a lorafit NCCL plugin (a symbol is missing)");
+  char error[1024] = {0};
+  plugin->group = open(impl_->store.get(), options_.rank, options_.world_size, options_.timeout_ms, options_.local_rank, error, sizeof error);
+  if (!plugin->group) fail("rank " + std::to_string(options_.rank) + ": NCCL could not start on cuda:" + std::to_string(options_.local_rank) + ": " + error);
+  impl_->nccl = std::move(plugin);
+}
 
 void ProcessGroup::all_reduce_sum(std::vector<double>& values) {
   if (values.empty()) return;
@@ -275,8 +319,16 @@ void ProcessGroup::all_reduce_sum(const std::vector<at::Tensor>& tensors) {
       flat.push_back(tensors[j].reshape({-1}));
       ++j;
     }
-    std::vector<at::Tensor> bucket{at::cat(flat).to(at::kCPU).contiguous()};  // [sum of numel]
-    collective(*impl_->store, options_, "gradient all-reduce", [&] { return impl_->gloo->allreduce(bucket); });
+    std::vector<at::Tensor> bucket{at::cat(flat).contiguous()};  // [sum of numel]
+    if (impl_->nccl && bucket[0].is_cuda()) {
+      char error[1024] = {0};
+      if (impl_->nccl->all_reduce(impl_->nccl->group, &bucket[0], error, sizeof error) != 0)
+        fail("rank " + std::to_string(options_.rank) + " of " + std::to_string(options_.world_size) + ": NCCL gradient all-reduce failed: " +
+             diagnose(*impl_->store, options_) + " (" + error + ")");
+    } else {
+      bucket[0] = bucket[0].to(at::kCPU);
+      collective(*impl_->store, options_, "gradient all-reduce", [&] { return impl_->gloo->allreduce(bucket); });
+    }
     int64_t at_ = 0;
     for (size_t k = i; k < j; ++k) {
       const int64_t n = tensors[k].numel();

@@ -1,7 +1,9 @@
 // ProcessGroup: a torch.distributed (c10d) process group of this process's rank: a TCPStore
-// rendezvous at MASTER_ADDR:MASTER_PORT (rank 0 serves it) and ProcessGroupGloo (CPU tensors).
-// NCCL is not built into this library (see CMakeLists.txt, LORAFIT_NCCL). Only process_group.cc
-// includes the c10d headers (each costs seconds and ~1 GB of compiler memory).
+// rendezvous at MASTER_ADDR:MASTER_PORT (rank 0 serves it) and ProcessGroupGloo. Backend 'nccl'
+// adds ProcessGroupNCCL for CUDA gradient buckets (as torch's "cpu:gloo,cuda:nccl"), from the
+// lorafit_nccl.so plugin (native/nccl/, built with -DLORAFIT_NCCL=ON); Gloo keeps the rendezvous,
+// the heartbeats and the scalar sums. Only process_group.cc (and the plugin) include c10d headers
+// (each costs seconds and ~1 GB of compiler memory).
 //
 // Errors are lorafit::Error with code E_DISTRIBUTED and a message naming this rank and, where it
 // can be known, the rank at fault; a collective that cannot complete throws within `timeout_ms`.
@@ -18,9 +20,10 @@
 namespace lorafit {
 
 struct ProcessGroupOptions {
-  std::string backend;      // "gloo"
+  std::string backend;      // "gloo" | "nccl"
   int rank = 0;
   int world_size = 1;
+  int local_rank = 0;       // nccl: the CUDA device index
   std::string master_addr;  // the TCPStore host (rank 0 listens there)
   int master_port = 0;
   int64_t timeout_ms = 0;   // rendezvous and every collective
@@ -48,6 +51,7 @@ class ProcessGroup : public GradientReducer {
   struct Impl;
 
  private:
+  void open_nccl();
   ProcessGroupOptions options_;
   std::unique_ptr<Impl> impl_;
   std::mutex mutex_;  // collectives are issued in one order on every rank

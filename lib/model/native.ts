@@ -112,6 +112,8 @@ export interface NativeProcessGroupOptions {
   backend: string;
   rank: number;
   worldSize: number;
+  /** nccl: the CUDA device index. */
+  localRank: number;
   masterAddr: string;
   masterPort: number;
   timeoutMs: number;

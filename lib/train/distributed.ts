@@ -130,9 +130,9 @@ export class ProcessGroup {
     if (!addon.distributedAvailable) {
       throw new LorafitError('E_DISTRIBUTED_UNAVAILABLE', 'this lorafit addon was built without distributed training (the gloo headers were missing at build time): apt-get install libgloo-dev, then npm run build:native');
     }
-    const { backend, rank, worldSize, masterAddr, masterPort, timeoutMs, bucketBytes } = config;
+    const { backend, rank, localRank, worldSize, masterAddr, masterPort, timeoutMs, bucketBytes } = config;
     try {
-      return new ProcessGroup(config, await addon.createProcessGroup({ backend, rank, worldSize, masterAddr, masterPort, timeoutMs, bucketBytes }));
+      return new ProcessGroup(config, await addon.createProcessGroup({ backend, rank, localRank, worldSize, masterAddr, masterPort, timeoutMs, bucketBytes }));
     } catch (e) {
       const err = e as { code?: string; message?: string };
       throw new LorafitError(err.code ?? 'E_DISTRIBUTED', err.message ?? String(e), { cause: e });
