@@ -94,6 +94,8 @@ async function train(cfg: TrainConfig, log: ReturnType<typeof cliLogger>): Promi
   const distributed = isRank() ? { backend: cfg.distBackend as 'gloo' | 'nccl' | undefined, timeoutSeconds: cfg.distTimeout } : undefined;
   const main = !distributed || Number(process.env.RANK) === 0;
   const say = main ? (line: string) => process.stdout.write(`${line}\n`) : () => {};
+  // A rank on CUDA takes the device of its LOCAL_RANK (as torchrun users set torch.cuda.set_device).
+  const device = distributed && cfg.device === 'cuda' ? `cuda:${process.env.LOCAL_RANK ?? process.env.RANK}` : cfg.device;
   const threads = cfg.threads ?? (distributed && process.env.OMP_NUM_THREADS ? Number(process.env.OMP_NUM_THREADS) || undefined : undefined);
 
   if (cfg.modelNote) say(`note: ${cfg.modelNote}`);
@@ -102,7 +104,7 @@ async function train(cfg: TrainConfig, log: ReturnType<typeof cliLogger>): Promi
   const data = await readTrainData(cfg, log, seed);
   say(`dataset: ${data.records.length} records from ${cfg.dataset}; ${data.trainIndices.length} train, ${data.evalRecords.length} eval`);
   say(`loading ${cfg.model}`);
-  const { model, tokenizer } = await openModel(cfg.model, { dtype: cfg.dtype, device: cfg.device, threads, loadIn4bit: cfg.loadIn4bit, loadIn8bit: cfg.loadIn8bit }, log);
+  const { model, tokenizer } = await openModel(cfg.model, { dtype: cfg.dtype, device, threads, loadIn4bit: cfg.loadIn4bit, loadIn8bit: cfg.loadIn8bit }, log);
   try {
     const c = model.config;
     say(`model: ${c.modelType}, ${c.numHiddenLayers} layers, hidden ${c.hiddenSize}, vocab ${c.vocabSize}, ${(model.numParameters() / 1e6).toFixed(2)}M parameters, ${model.dtype} on ${model.device}`);
