@@ -257,7 +257,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     let status: FitResult['status'] = 'completed';
     let skipsInARow = 0;
     while (state.globalStep < total) {
-      if (o.signal?.aborted) await this.abort(state, outputDir);
+      if (await this.abortRequested()) await this.abort(state, outputDir);
       if (state.stepInEpoch >= perEpoch) {
         state.epoch += 1;
         state.stepInEpoch = 0;
@@ -447,6 +447,14 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         `(batchSize ${this.options.batchSize} x gradientAccumulationSteps ${this.options.gradientAccumulationSteps} x ${this.worldSize} rank(s)): ` +
         `choose batchSize and gradientAccumulationSteps so that their product times the world size is ${savedGlobal}`,
     );
+  }
+
+  /** The abort signal; data-parallel: any rank's (one scalar all-reduce), so that every rank stops at the same step. */
+  private async abortRequested(): Promise<boolean> {
+    const local = this.options.signal?.aborted ?? false;
+    if (!this.#group) return local;
+    const [ranks] = await this.#group.allReduce([local ? 1 : 0]);
+    return ranks > 0;
   }
 
   private async abort(state: TrainerState, outputDir?: string): Promise<never> {

@@ -15,6 +15,7 @@ const example = (l) => {
 };
 const trainData = lines.slice(0, o.trainCount).map(example);
 const evalData = lines.slice(o.trainCount, o.trainCount + (o.evalCount ?? 0)).map(example);
+const controller = new AbortController();
 const model = await Model.load(o.modelDir);
 const adapter = await LoraAdapter.create(model, { rank: 4, alpha: 8, targetModules: 'all-linear', seed: 1 });
 const trainer = new Trainer({
@@ -31,13 +32,22 @@ const trainer = new Trainer({
   saveSteps: o.saveSteps ?? 0,
   seed: 3,
   distributed: o.distributed,
+  signal: controller.signal,
 });
 const losses = [];
 trainer.on('step', (s) => {
   losses.push({ step: s.step, loss: s.loss, tokens: s.tokens, reduceMs: s.reduceMs });
   process.stdout.write(`step ${s.step}\n`);
+  if (s.step === o.abortAtStep) controller.abort();  // this rank alone, as a Ctrl-C that reaches it first
 });
-const r = await trainer.fit(o.resumeFrom ? { resumeFrom: o.resumeFrom } : {});
+let r;
+try {
+  r = await trainer.fit(o.resumeFrom ? { resumeFrom: o.resumeFrom } : {});
+} catch (e) {
+  if (e.code !== 'E_ABORTED') throw e;
+  process.stdout.write(`aborted ${e.message}\n`);
+  process.exit(3);
+}
 const tensors = {};
 for (const [k, t] of await adapter.tensors()) tensors[k] = Array.from(t.data);
 writeFileSync(`${o.result}.${trainer.rank}.json`, JSON.stringify({ rank: trainer.rank, worldSize: trainer.worldSize, losses, evalLoss: r.evalLoss, tensors }));

@@ -22,6 +22,8 @@ export interface RankOptions {
   outputDir?: string;
   saveSteps?: number;
   learningRate?: number;
+  /** Abort (this rank's signal) after this step. */
+  abortAtStep?: number;
   resumeFrom?: string;
   distributed?: boolean | Record<string, unknown>;
   result: string;

@@ -128,3 +128,16 @@ it('a killed rank 0 is named as the host of the rendezvous', async () => {
   expect(e1.code).not.toBe(0);
   expect(e1.stderr).toMatch(/rank 1 of 2: [a-z -]*failed: rank 0 stopped or became unreachable \(the rendezvous it hosts at 127\.0\.0\.1:\d+ does not answer\)/);
 }, 120_000);
+
+it('an abort on one rank stops every rank at the same step; rank 0 writes the checkpoint', async () => {
+  const port = await freePort();
+  const out = join(root, 'abort');
+  const base = { trainCount: 10, maxSteps: 100, batchSize: 2, distributed: true, outputDir: out, result: join(root, 'abort') };
+  const [e0, e1] = await Promise.all([startRank(base, torchrunEnv(0, 2, port)).exit, startRank({ ...base, abortAtStep: 3 }, torchrunEnv(1, 2, port)).exit]);
+  for (const e of [e0, e1]) {
+    expect(e.code, e.stderr).toBe(3);
+    expect(e.stdout).toMatch(/aborted training aborted at step 3/);
+    expect(e.stdout).not.toMatch(/step 4/);
+  }
+  expect(existsSync(join(out, 'checkpoint-3', 'trainer_state.json'))).toBe(true);
+}, 120_000);
