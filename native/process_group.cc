@@ -16,6 +16,8 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include <c10/util/Logging.h>
 #endif
 
 namespace lorafit {
@@ -246,6 +248,11 @@ void collective(c10d::Store& store, const ProcessGroupOptions& o, const char* op
 
 ProcessGroup::ProcessGroup(const ProcessGroupOptions& options) : options_(options) {
   check_options(options_);
+  // c10d logs its own view of every failure (with stack frames) besides the error lorafit throws;
+  // TORCH_CPP_LOG_LEVEL (INFO, WARNING, ERROR, FATAL) sets how much, as under PyTorch, once c10's
+  // logging has read it (Python does this at import; an addon must ask).
+  static std::once_flag logging;
+  std::call_once(logging, [] { c10::initLogging(); });
   impl_ = std::make_unique<Impl>();
   impl_->store = connect_store(options_);
   try {
