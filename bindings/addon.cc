@@ -7,6 +7,7 @@
 #include "generation_wrap.h"
 #include "model_wrap.h"
 #include "train_state_wrap.h"
+#include "process_group_wrap.h"
 #include "runtime.h"
 #include "convert.h"
 #include "worker.h"
@@ -92,6 +93,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   AdapterWrap::Init(env);
   TrainStateWrap::Init(env);
   GenerationWrap::Init(env);
+  ProcessGroupWrap::Init(env, exports);
   InitGguf(env, exports);
   return exports;
 }

@@ -3,6 +3,7 @@
 #include "convert.h"
 #include "error.h"
 #include "micro_batches.h"
+#include "process_group_wrap.h"
 #include "worker.h"
 
 namespace lorafit_bindings {
@@ -35,8 +36,9 @@ std::shared_ptr<lorafit::TrainState> TrainStateWrap::state(Napi::Env env) const 
   return state_;
 }
 
-// step(batches, { lr, maxGradNorm, dropoutSeed, gradientCheckpointing })
-//   -> Promise<{ loss, tokens, gradNorm, clipped, applied, nonFiniteWeight, step }>
+// step(batches, { lr, maxGradNorm, dropoutSeed, gradientCheckpointing }, processGroup?)
+//   -> Promise<{ loss, tokens, gradNorm, clipped, applied, nonFiniteWeight, step, reduceMs }>
+// With a NativeProcessGroup, `batches` are this rank's share and the step is data-parallel.
 Napi::Value TrainStateWrap::Step(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto state = this->state(env);
@@ -48,12 +50,14 @@ Napi::Value TrainStateWrap::Step(const Napi::CallbackInfo& info) {
   so.max_grad_norm = GetNumber(o, "maxGradNorm");
   so.dropout_seed = static_cast<uint64_t>(GetNumber(o, "dropoutSeed"));
   so.gradient_checkpointing = GetBool(o, "gradientCheckpointing");
+  std::shared_ptr<lorafit::ProcessGroup> group;
+  if (info.Length() > 2 && !info[2].IsUndefined() && !info[2].IsNull()) group = ProcessGroupWrap::FromValue(env, info[2]);
   auto result = std::make_shared<lorafit::TrainStepResult>();
   return PromiseWorker::Start(
       env,
-      [model, state, batches, so, result] {
+      [model, state, batches, so, group, result] {
         std::lock_guard<std::mutex> lock(model->mutex());
-        *result = state->step(*model, batches, so);
+        *result = state->step(*model, batches, so, group.get());
       },
       [result](Napi::Env env) -> Napi::Value {
         Napi::Object r = Napi::Object::New(env);
@@ -64,6 +68,7 @@ Napi::Value TrainStateWrap::Step(const Napi::CallbackInfo& info) {
         r.Set("applied", result->applied);
         r.Set("nonFiniteWeight", result->non_finite_weight.empty() ? env.Null() : Napi::String::New(env, result->non_finite_weight));
         r.Set("step", static_cast<double>(result->step));
+        r.Set("reduceMs", result->reduce_ms);
         return r;
       },
       Value());

@@ -13,6 +13,8 @@ export { LoraAdapter } from './lora/lora-adapter.js';
 export type { LoraOptions, TrainableParameters } from './lora/lora-adapter.js';
 export { Trainer } from './train/trainer.js';
 export type { TrainerOptions, StepEvent, EvalEvent, CheckpointEvent, FitResult } from './train/trainer.js';
+export { resolveDistributed } from './train/distributed.js';
+export type { DistributedOptions, DistributedConfig, DistributedBackend } from './train/distributed.js';
 export type { MicroBatch } from './model/model.js';
 export { createLogger } from './util/logger.js';
 export { chat, chatStream, chatPromptIds, chatStopIds, completionStream, loadModelAndTokenizer } from './model/chat.js';

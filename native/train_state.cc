@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "data_parallel.h"
 #include "error.h"
 #include "lora_adapter.h"
 #include "runtime.h"
@@ -35,7 +36,7 @@ std::vector<std::pair<std::string, at::Tensor>> TrainState::trainables(CausalLM&
   return adapter_tensors(model, target_);
 }
 
-TrainStepResult TrainState::step(CausalLM& model, const std::vector<MicroBatch>& batches, const TrainStepOptions& o) {
+TrainStepResult TrainState::step(CausalLM& model, const std::vector<MicroBatch>& batches, const TrainStepOptions& o, GradientReducer* reducer) {
   // Debugging aid: LORAFIT_PROFILE_STEP=N LORAFIT_PROFILE_FILE=trace.json records step N (1-based)
   // with libtorch's profiler as a chrome trace; bench/profile-summary.py sums it by op.
   std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
@@ -48,7 +49,10 @@ TrainStepResult TrainState::step(CausalLM& model, const std::vector<MicroBatch>&
   params.reserve(named.size());
   for (auto& [key, t] : named) params.push_back(t);
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(o.dropout_seed);
-  const StepResult r = accumulate_gradients(model, batches, params, gen, o.gradient_checkpointing);
+  // Data-parallel hook: the global token count before, the gradient all-reduce after the micro-batches.
+  const int64_t global_tokens = reducer ? global_token_count(*reducer, batches) : 0;
+  StepResult r = accumulate_gradients(model, batches, params, gen, o.gradient_checkpointing, global_tokens);
+  const double reduce_ms = reducer ? reduce_step(*reducer, params, global_tokens, r) : 0;
   // The step's activations are free now; glibc keeps such pages unless asked (RSS grew from
   // 0.8 to 5.5 GB over 25 SmolLM2 steps without this: bench/memory).
   release_free_memory();
@@ -57,6 +61,7 @@ TrainStepResult TrainState::step(CausalLM& model, const std::vector<MicroBatch>&
   out.tokens = r.tokens;
   out.grad_norm = r.grad_norm;
   out.step = state_.step;
+  out.reduce_ms = reduce_ms;
   if (!std::isfinite(r.loss) || !std::isfinite(r.grad_norm)) {
     // Skipped by the caller's policy; say whether the weights themselves have overflowed, since
     // then no later step can be finite either.

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "causal_lm.h"
+#include "gradient_reducer.h"
 #include "optimizer.h"
 #include "train_step.h"
 
@@ -32,6 +33,7 @@ struct TrainStepResult {
   bool applied = false;     // false: loss or gradient norm not finite, the weights are unchanged
   std::string non_finite_weight;  // when not applied: the first trained tensor that is itself non-finite ("" if none)
   int64_t step = 0;         // optimizer steps applied so far
+  double reduce_ms = 0;     // data parallelism: milliseconds in the gradient/loss all-reduce
 };
 
 class TrainState {
@@ -39,7 +41,10 @@ class TrainState {
   // target: an adapter name, or "" for every base weight (the model must be in full-training mode).
   TrainState(std::string target, OptimizerConfig config);
 
-  TrainStepResult step(CausalLM& model, const std::vector<MicroBatch>& batches, const TrainStepOptions& options);
+  // reducer: data parallelism (native/data_parallel.h): `batches` are this rank's share of the
+  // step, and loss, token count and gradients become the global ones. nullptr: one process.
+  TrainStepResult step(CausalLM& model, const std::vector<MicroBatch>& batches, const TrainStepOptions& options,
+                       GradientReducer* reducer = nullptr);
 
   int64_t steps() const { return state_.step; }
   // The moments keyed "<tensor key>.exp_avg" / ".exp_avg_sq" (CPU float32); empty before the first step.

@@ -58,8 +58,14 @@ double grad_norm(const std::vector<at::Tensor>& params) {
   return std::sqrt(sq);
 }
 
+int64_t count_step_tokens(const std::vector<MicroBatch>& batches) {
+  int64_t n = 0;
+  for (const auto& mb : batches) n += count_loss_tokens(effective_labels(mb));
+  return n;
+}
+
 StepResult accumulate_gradients(CausalLM& model, const std::vector<MicroBatch>& batches, const std::vector<at::Tensor>& params,
-                                const at::Generator& generator, bool gradient_checkpointing) {
+                                const at::Generator& generator, bool gradient_checkpointing, int64_t normaliser) {
   at::AutoGradMode grad_mode(true);
   for (const auto& p : params) {
     if (!p.requires_grad()) throw Error("E_ADAPTER", "a trainable tensor does not require grad");
@@ -71,6 +77,8 @@ StepResult accumulate_gradients(CausalLM& model, const std::vector<MicroBatch>& 
     labels.push_back(effective_labels(mb));
     total += count_loss_tokens(labels.back());
   }
+  const int64_t local = total;
+  if (normaliser > 0) total = normaliser;
   if (total == 0) throw Error("E_INPUT", "the batch has no labelled tokens (every label is -100 after the shift)");
   ForwardContext ctx = model.context(/*training=*/true);
   ctx.generator = generator;
@@ -89,7 +97,8 @@ StepResult accumulate_gradients(CausalLM& model, const std::vector<MicroBatch>& 
   }
   StepResult r;
   r.loss = sum / static_cast<double>(total);
-  r.tokens = total;
+  r.loss_sum = sum;
+  r.tokens = local;
   r.grad_norm = grad_norm(params);
   return r;
 }

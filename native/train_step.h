@@ -24,7 +24,8 @@ struct MicroBatch {
 at::Tensor effective_labels(const MicroBatch& mb);
 
 struct StepResult {
-  double loss = 0;       // mean CE over the step's counted tokens
+  double loss = 0;       // mean CE over the step's counted tokens (loss_sum / the normaliser)
+  double loss_sum = 0;   // summed CE of this process's micro-batches
   int64_t tokens = 0;    // counted (label) tokens
   double grad_norm = 0;  // L2 norm of all trainable gradients
 };
@@ -34,9 +35,14 @@ struct StepResult {
 std::vector<at::Tensor> trainable_parameters(CausalLM& model);
 
 // Zeroes the gradients of `params`, then accumulates d(loss)/d(params) over `batches`.
-// `generator` drives LoRA dropout (training mode).
+// `generator` drives LoRA dropout (training mode). `normaliser`: the token count the loss is
+// divided by; 0: the batches' own count. Data parallelism passes the global count of the step
+// (then `batches` may hold no labelled token, or be empty).
 StepResult accumulate_gradients(CausalLM& model, const std::vector<MicroBatch>& batches, const std::vector<at::Tensor>& params,
-                                const at::Generator& generator, bool gradient_checkpointing = false);
+                                const at::Generator& generator, bool gradient_checkpointing = false, int64_t normaliser = 0);
+
+// The label tokens `batches` count in the loss (after the shift and the segment starts).
+int64_t count_step_tokens(const std::vector<MicroBatch>& batches);
 
 // accumulate_gradients over the trainable tensors (the active adapters', or every weight in
 // full-training mode) with LoRA dropout seeded by `dropout_seed`: gradients, no update.

@@ -2,7 +2,7 @@
 // that find-torch.mjs finds. LORAFIT_SKIP_BUILD=1 skips it (pure-TypeScript work, CI caches).
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findTorch, HOW_TO_GET_TORCH } from './find-torch.mjs';
@@ -33,6 +33,15 @@ if (torch.kind === 'tree') {
   defines.push(`--CDLORAFIT_TORCH_ROOT=${torch.root}`, `--CDLORAFIT_CXX11_ABI=${torch.abi}`);
 } else {
   defines.push(`--CDTorch_DIR=${torch.torchDir}`);
+}
+// LORAFIT_NCCL=1: also the NCCL plugin for backend 'nccl' (CMakeLists.txt says what it needs).
+// `cmake-js compile` reuses an existing configuration, so a changed choice is set in it first.
+const nccl = process.env.LORAFIT_NCCL === '1' ? 'ON' : 'OFF';
+defines.push(`--CDLORAFIT_NCCL=${nccl}`);
+const cache = join(root, 'build', 'CMakeCache.txt');
+if (existsSync(cache) && !readFileSync(cache, 'utf8').includes(`LORAFIT_NCCL:BOOL=${nccl}`)) {
+  const c = spawnSync('cmake', [`-DLORAFIT_NCCL=${nccl}`, join(root, 'build')], { cwd: root, stdio: 'inherit' });
+  if (c.status !== 0) process.exit(c.status ?? 1);
 }
 const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
 const args = [cmakeJs, 'compile', '--out', 'build', ...defines];

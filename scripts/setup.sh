@@ -13,6 +13,9 @@ done
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 # header-only nlohmann/json for native/json.h (CMake: find_package(nlohmann_json 3))
 [ -f /usr/include/nlohmann/json.hpp ] || need+=(nlohmann-json3-dev)
+# gloo headers for data-parallel training (native/process_group.cc includes libtorch's
+# ProcessGroupGloo.hpp, which includes them; the PyPI torch wheel does not ship them)
+[ -f /usr/include/gloo/algorithm.h ] || need+=(libgloo-dev)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}" >&2
   SUDO=""; [ "$(id -u)" != 0 ] && SUDO=sudo

@@ -78,6 +78,10 @@ export const TRAIN_KEYS = {
   loggingSteps: { kind: 'integer', min: 1, describe: 'Report every N steps (default 1)' },
   gradientCheckpointing: { kind: 'boolean', describe: 'Recompute activations in backward (less memory)' },
   paddingFree: { kind: 'boolean', describe: "Run each micro-batch's examples as one row, isolated per example, no padding (default true)" },
+  nprocPerNode: { kind: 'integer', min: 1, describe: 'Data-parallel ranks to start on this machine (torch.distributed, Gloo; 1 thread each unless threads is set); under torchrun leave it out' },
+  masterPort: { kind: 'integer', min: 1, max: 65535, describe: 'nprocPerNode: the rendezvous port of rank 0 on 127.0.0.1 (default: a free one)' },
+  distBackend: { kind: 'string', values: ['gloo', 'nccl'], describe: 'Distributed backend (default gloo; nccl needs an addon built with LORAFIT_NCCL)' },
+  distTimeout: { kind: 'number', min: 0, minExclusive: true, describe: 'Seconds before a missing or dead rank stops the others with an error (default 300)' },
   samplePrompts: { kind: 'list', describe: 'Questions answered by the base and the tuned model after training (chat template, greedy)' },
 } as const satisfies Record<string, KeySpec>;
 

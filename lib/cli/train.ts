@@ -19,6 +19,7 @@ import { LoraAdapter } from '../lora/lora-adapter.js';
 import { Trainer } from '../train/trainer.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import { cliLogger, globalOptions, openModel, warningPrinter, type GlobalArgs } from './common.js';
+import { isRank, launchRanks, ranksToLaunch } from './launch.js';
 import { Progress, formatMs } from './progress.js';
 import { writeRunRecord, type RunRecord } from '../ui/run-record.js';
 import { startUi } from '../ui/start.js';
@@ -59,7 +60,11 @@ export async function handler(argv: TrainArgs): Promise<void> {
   const cfg = resolveTrainConfig(file, argv.config, flags);
   const log = cliLogger(argv, 'train');
   log.info({ config: cfg }, 'train config');
-  if (!argv.ui) return train(cfg, log);
+  const ranks = ranksToLaunch(cfg.nprocPerNode);
+  const run = () => (ranks > 1 ? launchRanks(ranks, { masterPort: cfg.masterPort, say: (line) => process.stdout.write(`${line}\n`) }) : train(cfg, log));
+  // The dashboard runs in the launcher, or in rank 0 under torchrun; never in a launched rank.
+  const uiHere = argv.ui && process.env.LORAFIT_LAUNCHED !== '1' && (!isRank() || process.env.RANK === '0');
+  if (!uiHere) return run();
   // The dashboard first: it shows the run from its first metrics line on.
   const ui = await startUi({
     sources: { runs: [resolve(cfg.outputDir ?? 'lorafit-output')] },
@@ -71,7 +76,7 @@ export async function handler(argv: TrainArgs): Promise<void> {
   });
   printUrl(ui);
   try {
-    await train(cfg, log);
+    await run();
   } catch (e) {
     await ui.stop();
     throw e;
@@ -85,7 +90,14 @@ async function train(cfg: TrainConfig, log: ReturnType<typeof cliLogger>): Promi
   const outputDir = resolve(cfg.outputDir ?? 'lorafit-output');
   const baseModel = existsSync(cfg.model) ? resolve(cfg.model) : cfg.model;
   const seed = cfg.seed ?? 42;
-  const say = (line: string) => process.stdout.write(`${line}\n`);
+  // A rank of a data-parallel run (torchrun's environment, or --nproc-per-node's): rank 0 alone
+  // prints, saves the adapter and answers the sample prompts; threads follow OMP_NUM_THREADS.
+  const distributed = isRank() ? { backend: cfg.distBackend as 'gloo' | 'nccl' | undefined, timeoutSeconds: cfg.distTimeout } : undefined;
+  const main = !distributed || Number(process.env.RANK) === 0;
+  const say = main ? (line: string) => process.stdout.write(`${line}\n`) : () => {};
+  // A rank on CUDA takes the device of its LOCAL_RANK (as torchrun users set torch.cuda.set_device).
+  const device = distributed && cfg.device === 'cuda' ? `cuda:${process.env.LOCAL_RANK ?? process.env.RANK}` : cfg.device;
+  const threads = cfg.threads ?? (distributed && process.env.OMP_NUM_THREADS ? Number(process.env.OMP_NUM_THREADS) || undefined : undefined);
 
   if (cfg.modelNote) say(`note: ${cfg.modelNote}`);
   if (cfg.defaultJob) say(`the default job: LoRA-tune ${basename(cfg.model)} to answer in Yoda's style (set --model and --dataset for your own)`);
@@ -93,7 +105,7 @@ async function train(cfg: TrainConfig, log: ReturnType<typeof cliLogger>): Promi
   const data = await readTrainData(cfg, log, seed);
   say(`dataset: ${data.records.length} records from ${cfg.dataset}; ${data.trainIndices.length} train, ${data.evalRecords.length} eval`);
   say(`loading ${cfg.model}`);
-  const { model, tokenizer } = await openModel(cfg.model, { dtype: cfg.dtype, device: cfg.device, threads: cfg.threads, loadIn4bit: cfg.loadIn4bit, loadIn8bit: cfg.loadIn8bit }, log);
+  const { model, tokenizer } = await openModel(cfg.model, { dtype: cfg.dtype, device, threads, loadIn4bit: cfg.loadIn4bit, loadIn8bit: cfg.loadIn8bit }, log);
   try {
     const c = model.config;
     say(`model: ${c.modelType}, ${c.numHiddenLayers} layers, hidden ${c.hiddenSize}, vocab ${c.vocabSize}, ${(model.numParameters() / 1e6).toFixed(2)}M parameters, ${model.dtype} on ${model.device}`);
@@ -101,12 +113,12 @@ async function train(cfg: TrainConfig, log: ReturnType<typeof cliLogger>): Promi
     const tokenizeOptions: TokenizeOptions = { maxSeqLength: cfg.maxSeqLength ?? 512, packing: cfg.packing ?? false, trainOn: cfg.trainOn as TrainOn | undefined };
     const cache: EncodeFileOptions['cache'] = cfg.tokenCache === false ? false : { dir: cfg.tokenCacheDir };
     const encode = (label: string, path: string, records: DataRecord[], load: LoadDatasetOptions, variant?: string) =>
-      encodeWithProgress(label, path, records, tokenizer, { ...tokenizeOptions, load, cache, variant, logger: log });
+      encodeWithProgress(label, path, records, tokenizer, { ...tokenizeOptions, load, cache, variant, logger: log }, main);
     const all = await encode('tokenizing', cfg.dataset, data.records, data.readOptions, cfg.defaultJob ? 'default-job-style' : undefined);
     const held = new Set(data.heldIndices);
-    const train = await finish('train', all.filter((_, i) => !held.has(i)), tokenizeOptions);
+    const train = await finish('train', all.filter((_, i) => !held.has(i)), tokenizeOptions, main);
     const evalEncoded = cfg.evalDataset ? await encode('tokenizing eval', cfg.evalDataset, data.evalRecords, { ...data.readOptions, limit: undefined }) : all.filter((_, i) => held.has(i));
-    const evalSet = evalEncoded.length ? await finish('eval', evalEncoded, tokenizeOptions) : { examples: [], stats: emptyStats() };
+    const evalSet = evalEncoded.length ? await finish('eval', evalEncoded, tokenizeOptions, main) : { examples: [], stats: emptyStats() };
     if (train.examples.length === 0) throw new LorafitError('E_DATA_EMPTY', 'no training example is left after tokenizing (are the answers truncated away? raise maxSeqLength)');
 
     const rank = cfg.loraRank ?? 16;
@@ -154,6 +166,7 @@ async function train(cfg: TrainConfig, log: ReturnType<typeof cliLogger>): Promi
       loggingSteps: cfg.loggingSteps,
       gradientCheckpointing: cfg.gradientCheckpointing,
       paddingFree: cfg.paddingFree,
+      distributed,
       padTokenId: tokenizer.padTokenId ?? 0,
       logger: log,
       signal: ac.signal,
@@ -171,17 +184,22 @@ async function train(cfg: TrainConfig, log: ReturnType<typeof cliLogger>): Promi
     }
     const total = trainer.totalSteps;
     const bar = new Progress('training', total, { lines: true });
-    trainer.on('step', (s) => bar.update(s.step, `loss ${s.loss.toFixed(4)} lr ${s.learningRate.toExponential(2)} ${Math.round(s.tokensPerSecond)} tok/s`));
-    trainer.on('eval', (e) => {
+    if (main) trainer.on('step', (s) => bar.update(s.step, `loss ${s.loss.toFixed(4)} lr ${s.learningRate.toExponential(2)} ${Math.round(s.tokensPerSecond)} tok/s`));
+    if (main) trainer.on('eval', (e) => {
       bar.done();
       say(`eval at step ${e.step}: loss ${e.evalLoss.toFixed(4)} (perplexity ${e.perplexity.toFixed(2)})`);
     });
     const t0 = Date.now();
-    // lorafit-run.json: the dashboard's record of this run (config, process, status).
+    // lorafit-run.json: the dashboard's record of this run (config, process, status); rank 0's.
     const record: RunRecord = { version: 1, status: 'running', pid: process.pid, startedAt: new Date().toISOString(), config: { ...cfg, model: baseModel } };
+    const fit = () => trainer.fit(cfg.resumeFrom ? { resumeFrom: cfg.resumeFrom } : {}).finally(() => process.off('SIGINT', onSigint));
+    if (!main) {
+      await fit();
+      return;
+    }
     const adapterDir = join(outputDir, 'adapter');
     const result = await recordRun(outputDir, record, async () => {
-      const r = await trainer.fit(cfg.resumeFrom ? { resumeFrom: cfg.resumeFrom } : {}).finally(() => process.off('SIGINT', onSigint));
+      const r = await fit();
       bar.done(`trained ${r.globalStep} steps in ${formatMs(Date.now() - t0)}; last train loss ${r.trainLoss.toFixed(4)}`);
       await adapter.save(adapterDir, { baseModelNameOrPath: baseModel, convertToLora: cfg.convertToLora });
       return r;
@@ -264,7 +282,8 @@ async function readTrainData(cfg: TrainConfig, log: ReturnType<typeof cliLogger>
 }
 
 /** One encoding per record, from the tokenization cache when it holds them; prints what the cache did. */
-async function encodeWithProgress(label: string, path: string, records: DataRecord[], tokenizer: Tokenizer, options: EncodeFileOptions): Promise<TokenizedExample[]> {
+async function encodeWithProgress(label: string, path: string, records: DataRecord[], tokenizer: Tokenizer, options: EncodeFileOptions, print = true): Promise<TokenizedExample[]> {
+  if (!print) return (await encodeDatasetFile(path, tokenizer, { ...options, records })).encoded;
   const bar = new Progress(label, records.length);
   const { encoded, cache } = await encodeDatasetFile(path, tokenizer, { ...options, records, onProgress: (n) => bar.update(n) });
   const note = cache.status === 'hit' ? `read from the tokenization cache ${cache.file}` : cache.status === 'miss' ? `cached in ${cache.file}` : 'tokenization cache off';
@@ -273,11 +292,11 @@ async function encodeWithProgress(label: string, path: string, records: DataReco
 }
 
 /** Truncation, packing and the stats of one split, with its summary line. */
-async function finish(label: string, encoded: TokenizedExample[], options: TokenizeOptions): Promise<{ examples: TokenizedExample[]; stats: TokenizeStats }> {
+async function finish(label: string, encoded: TokenizedExample[], options: TokenizeOptions, print = true): Promise<{ examples: TokenizedExample[]; stats: TokenizeStats }> {
   const stats = emptyStats();
   const examples: TokenizedExample[] = [];
   for await (const ex of finishExamples(encoded, options, stats)) examples.push(ex);
   const notes = [stats.truncated && `${stats.truncated} truncated`, stats.droppedNoLabels && `${stats.droppedNoLabels} without trained tokens dropped`].filter(Boolean);
-  process.stdout.write(`${label}: ${stats.records} records -> ${stats.examples} examples, ${stats.tokens} tokens (${stats.trainedTokens} trained, longest ${stats.longest})${notes.length ? `; ${notes.join(', ')}` : ''}\n`);
+  if (print) process.stdout.write(`${label}: ${stats.records} records -> ${stats.examples} examples, ${stats.tokens} tokens (${stats.trainedTokens} trained, longest ${stats.longest})${notes.length ? `; ${notes.join(', ')}` : ''}\n`);
   return { examples, stats };
 }

@@ -96,6 +96,30 @@ export interface NativeStepResult {
   nonFiniteWeight: string | null;
   /** Optimizer updates applied so far. */
   step: number;
+  /** Data parallelism: milliseconds of this step in the gradient and loss all-reduce (0 alone). */
+  reduceMs: number;
+}
+
+/** bindings/process_group_wrap.h: this process's rank in a torch.distributed (c10d) group. */
+export interface NativeProcessGroup {
+  /** The element-wise sum over all ranks. */
+  allReduce(values: Float64Array): Promise<Float64Array>;
+  barrier(): Promise<void>;
+  /** Milliseconds this rank has spent in collectives. */
+  collectiveMs(): number;
+  dispose(): void;
+}
+
+export interface NativeProcessGroupOptions {
+  backend: string;
+  rank: number;
+  worldSize: number;
+  /** nccl: the CUDA device index. */
+  localRank: number;
+  masterAddr: string;
+  masterPort: number;
+  timeoutMs: number;
+  bucketBytes: number;
 }
 
 /** bindings/model_wrap.h: one native CausalLM. */
@@ -138,7 +162,8 @@ export interface NativeAdapter {
 
 /** bindings/train_state_wrap.h: the optimizer state of one training run; step() is a whole optimizer step. */
 export interface NativeTrainState {
-  step(batches: NativeMicroBatch[], options: NativeStepOptions): Promise<NativeStepResult>;
+  /** With a process group, `batches` are this rank's share and the step is data-parallel. */
+  step(batches: NativeMicroBatch[], options: NativeStepOptions, processGroup?: NativeProcessGroup): Promise<NativeStepResult>;
   state(): Promise<{ step: number; entries: NativeNamedTensor[] }>;
   setState(step: number, entries: NativeNamedTensor[]): Promise<void>;
   dispose(): void;
@@ -209,6 +234,10 @@ export interface NativeAddon {
   /** Benchmarks only: seconds of each of `reps` n x n x n matmuls in `dtype` (after one untimed run). */
   benchMatmul(n: number, dtype: string, reps: number, device: string): Promise<number[]>;
   torchVersion: string;
+  /** Rendezvous with the other ranks (TCPStore at masterAddr:masterPort) and connect them (Gloo). */
+  createProcessGroup(options: NativeProcessGroupOptions): Promise<NativeProcessGroup>;
+  /** false: built without the gloo headers (libgloo-dev); createProcessGroup throws E_DISTRIBUTED_UNAVAILABLE. */
+  distributedAvailable: boolean;
 }
 
 /** The folder of lorafit's package.json (the repo root in development, node_modules/lorafit when installed). */

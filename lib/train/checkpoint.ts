@@ -22,6 +22,9 @@ export interface TrainerState {
   history: Record<string, unknown>[];
   options: Record<string, unknown>;
   adapterName: string;
+  /** Ranks of the run that wrote it (absent: 1) and its examples per optimizer step (resume needs the same). */
+  worldSize?: number;
+  globalBatchSize?: number;
 }
 
 export interface NamedArray {

@@ -2,6 +2,7 @@
 // validated with messages that name the option at fault.
 import { optionError } from '../errors.js';
 import type { Logger } from '../util/logger.js';
+import type { DistributedOptions } from './distributed.js';
 import type { LrScheduler } from './schedule.js';
 
 export interface TrainerOptions {
@@ -38,11 +39,19 @@ export interface TrainerOptions {
   fullParameter?: boolean;          // train every base weight instead of an adapter (pretraining, full fine-tuning)
   gradientCheckpointing?: boolean;  // recompute each decoder layer in backward: less memory, ~30% more compute
   paddingFree?: boolean;            // true: each micro-batch's examples run as one row, isolated per example (no pad token computed); false: rows padded to the longest
+  /**
+   * Data-parallel training over torch.distributed (lib/train/distributed.ts): true takes everything
+   * from torchrun's environment (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT); an object overrides
+   * it field by field. batchSize is per rank: a step is batchSize x gradientAccumulationSteps x
+   * worldSize examples. Rank 0 alone writes checkpoints, metrics and logs.
+   */
+  distributed?: boolean | DistributedOptions;
   signal?: AbortSignal;
   logger?: Logger;
 }
 
-export type ResolvedOptions = Required<Omit<TrainerOptions, 'maxSteps' | 'outputDir' | 'signal' | 'logger' | 'warmupSteps' | 'saveTotalLimit' | 'evalBatchSize'>> & {
+export type ResolvedOptions = Required<Omit<TrainerOptions, 'maxSteps' | 'outputDir' | 'signal' | 'logger' | 'warmupSteps' | 'saveTotalLimit' | 'evalBatchSize' | 'distributed'>> & {
+  distributed?: boolean | DistributedOptions;
   maxSteps?: number;
   outputDir?: string;
   signal?: AbortSignal;
@@ -87,6 +96,7 @@ export function resolveOptions(o: TrainerOptions): ResolvedOptions {
     fullParameter: o.fullParameter ?? false,
     gradientCheckpointing: o.gradientCheckpointing ?? false,
     paddingFree: o.paddingFree ?? true,
+    distributed: o.distributed,
     signal: o.signal,
     logger: o.logger,
   };

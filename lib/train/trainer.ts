@@ -18,6 +18,7 @@ import { toNativeBatch } from '../model/micro-batch.js';
 import type { MicroBatch, Model } from '../model/model.js';
 import type { NativeTrainState } from '../model/native.js';
 import { epochOrder, stepBatches, stepsPerEpoch, type BatchPlan, type Example } from './batches.js';
+import { evalShare, globalBatchSize, globalStepsPerEpoch, ProcessGroup, rankShare, resolveDistributed, type DistributedConfig } from './distributed.js';
 import { latestCheckpoint, pruneCheckpoints, readCheckpoint, writeCheckpoint, type TrainerState } from './checkpoint.js';
 import { resolveOptions, serialisableOptions, type ResolvedOptions, type TrainerOptions } from './options.js';
 import { mixSeed } from './random.js';
@@ -39,6 +40,8 @@ export interface StepEvent {
   tokensPerSecond: number;
   elapsedMs: number;
   etaMs: number;
+  /** Data parallelism only: milliseconds of this step in the gradient and loss all-reduce. */
+  reduceMs?: number;
 }
 
 export interface EvalEvent {
@@ -88,6 +91,9 @@ export class Trainer extends EventEmitter<TrainerEvents> {
   private readonly evalData: Example[];
   private readonly log: Logger;
   private running = false;
+  /** Data parallelism (options.distributed): this process's rank and the group's size. */
+  readonly distributed: DistributedConfig | undefined;
+  #group: ProcessGroup | undefined;
 
   constructor(init: TrainerInit) {
     super();
@@ -102,7 +108,43 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     this.adapter = adapter;
     this.trainData = trainData;
     this.evalData = evalData ?? [];
-    this.log = this.options.logger ?? defaultLogger;
+    this.distributed = resolveDistributed(this.options.distributed);
+    const log = this.options.logger ?? defaultLogger;
+    // Ranks other than 0 log warnings and errors only (rank 0 logs the run).
+    this.log = this.rank > 0 && log.levelVal < 40 ? log.child({ rank: this.rank }, { level: 'warn' }) : log;
+  }
+
+  /** This process's rank (0 without distributed training); rank 0 alone writes files. */
+  get rank(): number {
+    return this.distributed?.rank ?? 0;
+  }
+
+  get worldSize(): number {
+    return this.distributed?.worldSize ?? 1;
+  }
+
+  /** Examples per optimizer step over all ranks: batchSize x gradientAccumulationSteps x worldSize. */
+  get globalBatchSize(): number {
+    return globalBatchSize(this.plan, this.worldSize);
+  }
+
+  /** The process group, joined on first use (every rank must call fit/evaluateLoss alike). */
+  private async group(): Promise<ProcessGroup | undefined> {
+    if (!this.distributed) return undefined;
+    this.#group ??= await ProcessGroup.join(this.distributed);
+    return this.#group;
+  }
+
+  /** Leaves the process group (after a barrier when the run succeeded, so no rank is left waiting on rank 0's rendezvous). */
+  private async leaveGroup(ok: boolean): Promise<void> {
+    const g = this.#group;
+    this.#group = undefined;
+    if (!g) return;
+    try {
+      if (ok) await g.barrier();
+    } finally {
+      g.dispose();
+    }
   }
 
   /** The optimizer state of the fit() in progress (native: moments, step count). */
@@ -119,7 +161,11 @@ export class Trainer extends EventEmitter<TrainerEvents> {
   }
 
   get totalSteps(): number {
-    return this.options.maxSteps ?? this.options.epochs * stepsPerEpoch(this.trainData.length, this.plan);
+    return this.options.maxSteps ?? this.options.epochs * this.stepsPerEpoch;
+  }
+
+  private get stepsPerEpoch(): number {
+    return this.distributed ? globalStepsPerEpoch(this.trainData.length, this.plan, this.worldSize) : stepsPerEpoch(this.trainData.length, this.plan);
   }
 
   /** Every event as an async iterator (ends after 'end', throws if fit() fails). */
@@ -151,6 +197,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
   async fit(options: { resumeFrom?: string } = {}): Promise<FitResult> {
     if (this.running) throw new LorafitError('E_BUSY', 'fit() is already running on this trainer');
     this.running = true;
+    let ok = false;
     try {
       if (this.options.fullParameter) {
         await LoraAdapter.disableAll(this.model);
@@ -161,8 +208,12 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       const optimizer = { kind: o.optimizer, beta1: o.adamBeta1, beta2: o.adamBeta2, eps: o.adamEpsilon, weightDecay: o.weightDecay, momentum: o.momentum, loraBLrRatio: o.loraplusLrRatio };
       const target = this.adapter ? nativeAdapterOf(this.adapter) : null;
       this.#trainState = channel.own(channel.sync((h) => h.createTrainState(target, optimizer)), this);
-      return await this.run(options.resumeFrom);
+      await this.group();
+      const result = await this.run(options.resumeFrom);
+      ok = true;
+      return result;
     } finally {
+      await this.leaveGroup(ok);
       const ts = this.#trainState;
       this.#trainState = undefined;
       if (ts && !this.model.disposed) {
@@ -178,7 +229,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     const o = this.options;
     const outputDir = o.outputDir ? resolve(o.outputDir) : undefined;
     const total = this.totalSteps;
-    const perEpoch = stepsPerEpoch(this.trainData.length, this.plan);
+    const perEpoch = this.stepsPerEpoch;
     const warmup = o.warmupSteps ?? Math.ceil(o.warmupRatio * total);
     const lengths = this.trainData.map((e) => e.inputIds.length);
     let state: TrainerState = {
@@ -191,11 +242,13 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       history: [],
       options: serialisableOptions(o),
       adapterName: this.targetName,
+      worldSize: this.worldSize,
+      globalBatchSize: this.globalBatchSize,
     };
     await this.adapter?.activate();
     if (resumeFrom) state = await this.resume(resumeFrom, outputDir);
-    if (outputDir) mkdirSync(outputDir, { recursive: true });
-    this.log.info({ totalSteps: total, examples: this.trainData.length, resumedAt: state.globalStep }, 'training starts');
+    if (outputDir && this.rank === 0) mkdirSync(outputDir, { recursive: true });
+    this.log.info({ totalSteps: total, examples: this.trainData.length, resumedAt: state.globalStep, worldSize: this.worldSize }, 'training starts');
 
     const started = Date.now();
     const startStep = state.globalStep;
@@ -204,18 +257,21 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     let status: FitResult['status'] = 'completed';
     let skipsInARow = 0;
     while (state.globalStep < total) {
-      if (o.signal?.aborted) await this.abort(state, outputDir);
+      if (await this.abortRequested()) await this.abort(state, outputDir);
       if (state.stepInEpoch >= perEpoch) {
         state.epoch += 1;
         state.stepInEpoch = 0;
         order = epochOrder(lengths, state.epoch, this.plan);
       }
-      const batches = stepBatches(this.trainData, order, state.stepInEpoch, this.plan, o.padTokenId);
+      const batches = this.distributed
+        ? stepBatches(this.trainData, rankShare(order, state.stepInEpoch, this.plan, this.rank, this.worldSize), 0, this.plan, o.padTokenId)
+        : stepBatches(this.trainData, order, state.stepInEpoch, this.plan, o.padTokenId);
       const t0 = Date.now();
       const lr = learningRateAt(state.globalStep, { base: o.learningRate, scheduler: o.lrScheduler, warmupSteps: warmup, totalSteps: total });
       // The whole optimizer step (micro-batches, one gradient-norm pass, non-finite check,
       // clipping, update) is this one native call.
-      const r = await this.step(batches, lr, mixSeed(o.seed, state.globalStep, 0xd409));
+      // Each rank draws its own dropout masks (rank 0's are those of a single process).
+      const r = await this.step(batches, lr, mixSeed(o.seed, state.globalStep, 0xd409 + this.rank));
       if (!r.applied) {
         const reason = `non-finite ${Number.isFinite(r.loss) ? 'gradient norm' : 'loss'} (loss ${r.loss}, grad norm ${r.gradNorm}) at step ${state.globalStep + 1}`;
         if (o.onNonFinite === 'error') throw new LorafitError('E_NON_FINITE', `${reason}; training stopped, the adapter keeps its last finite weights (onNonFinite: 'skip' skips such steps)`);
@@ -255,6 +311,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         tokensPerSecond: inputTokens / Math.max(1e-3, (now - t0) / 1000),
         elapsedMs,
         etaMs: (elapsedMs / done) * (total - state.globalStep),
+        ...(this.distributed ? { reduceMs: r.reduceMs } : {}),
       };
       state.history.push({ type: 'step', ...event });
       this.writeMetrics(outputDir, { type: 'step', ...event });
@@ -283,23 +340,28 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       outputDir,
       history: state.history,
     };
-    if (outputDir) this.writeLossCurve(outputDir, state);
+    if (outputDir && this.rank === 0) this.writeLossCurve(outputDir, state);
     this.log.info({ globalStep: state.globalStep, status }, 'training ends');
     this.emit('end', result);
     return result;
   }
 
-  /** Eval loss over evalData, streamed in micro-batches (logits never held). */
+  /**
+   * Eval loss over evalData, streamed in micro-batches (logits never held). Data-parallel: each
+   * rank evaluates every worldSize-th example and the sums are all-reduced.
+   */
   async evaluateLoss(): Promise<{ evalLoss: number; perplexity: number; tokens: number }> {
     let sum = 0;
     let tokens = 0;
-    const order = this.evalData.map((_, i) => i);
+    const group = await this.group();
+    const order = group ? evalShare(this.evalData.length, this.rank, this.worldSize) : this.evalData.map((_, i) => i);
     const plan = { ...this.plan, batchSize: this.options.evalBatchSize, accumulation: 1 };
     for (let s = 0; s * plan.batchSize < order.length; s++) {
       const r = await this.model.evalLoss(stepBatches(this.evalData, order, s, plan, this.options.padTokenId));
       sum += r.sum;
       tokens += r.tokens;
     }
+    if (group) [sum, tokens] = await group.allReduce([sum, tokens]);
     const evalLoss = sum / Math.max(1, tokens);
     return { evalLoss, perplexity: Math.exp(evalLoss), tokens };
   }
@@ -325,14 +387,18 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     const o = this.options;
     const ts = this.#trainState!;
     const native = batches.map(toNativeBatch);
-    return channelOf(this.model).call(() => ts.step(native, { lr, maxGradNorm: o.maxGradNorm, dropoutSeed, gradientCheckpointing: o.gradientCheckpointing }));
+    const group = this.#group?.native;
+    const options = { lr, maxGradNorm: o.maxGradNorm, dropoutSeed, gradientCheckpointing: o.gradientCheckpointing };
+    return channelOf(this.model).call(() => ts.step(native, options, group));
   }
 
   private async checkpoint(state: TrainerState, outputDir: string, best: boolean): Promise<string> {
-    const ts = this.#trainState!;
-    const optimizer = await channelOf(this.model).call(() => ts.state());
     const name = join(outputDir, `checkpoint-${state.globalStep}`);
     if (best) state.bestCheckpoint = name;
+    // Every rank holds the same weights and moments: rank 0 alone writes them.
+    if (this.rank > 0) return name;
+    const ts = this.#trainState!;
+    const optimizer = await channelOf(this.model).call(() => ts.state());
     const adapter = this.adapter;
     const writeWeights = adapter ? (d: string) => adapter.save(join(d, 'adapter')) : (d: string) => this.model.save(join(d, 'model'), { dtype: 'float32' });
     const dir = await writeCheckpoint(outputDir, state, writeWeights, optimizer);
@@ -350,6 +416,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       dir = latest;
     }
     const ck = readCheckpoint(resolve(dir));
+    this.checkResumable(dir, ck.state);
     if (this.adapter) {
       // the model already holds this adapter (and, after PiSSA / OLoRA, its residual base)
       const saved = await LoraAdapter.load(this.model, ck.adapterDir, { name: `${this.adapter.name}.resume`, activate: false, initBase: false });
@@ -366,7 +433,29 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     const entries = ck.optimizer.entries.map((e) => ({ ...e, key: e.key.startsWith(prefix) ? e.key.slice(prefix.length) : e.key }));
     if (entries.length) await channelOf(this.model).call(() => ts.setState(ck.optimizer.step, entries));
     this.log.info({ dir, step: ck.state.globalStep }, 'resumed');
-    return { ...ck.state, options: serialisableOptions(this.options), adapterName: this.targetName };
+    return { ...ck.state, options: serialisableOptions(this.options), adapterName: this.targetName, worldSize: this.worldSize, globalBatchSize: this.globalBatchSize };
+  }
+
+  /** A run resumes where the data order left off only at the same global batch. */
+  private checkResumable(dir: string, saved: TrainerState): void {
+    const opts = saved.options ?? {};
+    const savedWorld = saved.worldSize ?? 1;
+    const savedGlobal = saved.globalBatchSize ?? Number(opts.batchSize) * Number(opts.gradientAccumulationSteps) * savedWorld;
+    if (!Number.isFinite(savedGlobal) || savedGlobal === this.globalBatchSize) return;
+    throw new LorafitError(
+      'E_CHECKPOINT',
+      `${dir} was written with a global batch of ${savedGlobal} examples per step (${savedWorld} rank(s)); this run's is ${this.globalBatchSize} ` +
+        `(batchSize ${this.options.batchSize} x gradientAccumulationSteps ${this.options.gradientAccumulationSteps} x ${this.worldSize} rank(s)): ` +
+        `choose batchSize and gradientAccumulationSteps so that their product times the world size is ${savedGlobal}`,
+    );
+  }
+
+  /** The abort signal; data-parallel: any rank's (one scalar all-reduce), so that every rank stops at the same step. */
+  private async abortRequested(): Promise<boolean> {
+    const local = this.options.signal?.aborted ?? false;
+    if (!this.#group) return local;
+    const [ranks] = await this.#group.allReduce([local ? 1 : 0]);
+    return ranks > 0;
   }
 
   private async abort(state: TrainerState, outputDir?: string): Promise<never> {
@@ -378,7 +467,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
   }
 
   private writeMetrics(outputDir: string | undefined, record: Record<string, unknown>): void {
-    if (!outputDir) return;
+    if (!outputDir || this.rank > 0) return;
     if (!existsSync(outputDir)) mkdirSync(outputDir, { recursive: true });
     appendFileSync(join(outputDir, 'metrics.jsonl'), `${JSON.stringify(record)}\n`);
   }

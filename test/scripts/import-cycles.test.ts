@@ -103,6 +103,6 @@ describe('import structure', () => {
   it('bindings has one ObjectWrap class per native concept', () => {
     const wraps = new Set<string>();
     for (const f of files(join(ROOT, 'bindings'), /\.h$/)) for (const m of readFileSync(f, 'utf8').matchAll(/class (\w+) : public Napi::ObjectWrap<\1>/g)) wraps.add(m[1]);
-    expect([...wraps].sort()).toEqual(['AdapterWrap', 'GenerationWrap', 'ModelWrap', 'TrainStateWrap']);
+    expect([...wraps].sort()).toEqual(['AdapterWrap', 'GenerationWrap', 'ModelWrap', 'ProcessGroupWrap', 'TrainStateWrap']);
   });
 });
