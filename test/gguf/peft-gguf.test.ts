@@ -4,7 +4,7 @@
 //   of the same file (from_pretrained(dir, gguf_file=..., dtype=float32) + PeftModel.from_pretrained)
 //   with lorafit's logits (1e-4);
 // - `lorafit merge --model x.gguf --adapter A --out DIR` writes an HF folder that transformers
-//   loads with the logits of lorafit's merged forward (1e-4) and AutoTokenizer loads with the ids of
+//   loads with the logits of lorafit's merged forward (2.5e-4, twice what merging itself moves them) and AutoTokenizer loads with the ids of
 //   transformers' own GGUF tokenizer (texts and chat template); lorafit loads it back too.
 // test/gguf/peft_gguf_ref.py runs the Python side.
 import { execFile } from 'node:child_process';
@@ -134,12 +134,16 @@ describe('lorafit merge --model x.gguf: an HF folder transformers loads', () => 
     expect(ref.merged_tied).toBe(true);
   });
 
-  it("transformers' logits on the merged folder equal lorafit's merged forward within 1e-4", () => {
+  it("transformers' logits on the merged folder equal lorafit's merged forward within 2.5e-4 (twice the float32 floor of merging)", () => {
     const diffs = prompts.map((_, i) => maxAbsDiff(lorafitMerged[i], golden.floats(`merged.logits.${i}`)));
     const vsAdapter = prompts.map((_, i) => maxAbsDiff(lorafitMerged[i], lorafitAdapter[i]));
     console.log(`transformers on the merged folder vs lorafit's merged forward: max |logit diff| ${diffs.map((d) => d.toExponential(2)).join(', ')}; lorafit merged vs unmerged ${vsAdapter.map((d) => d.toExponential(2)).join(', ')}`);
-    for (const d of diffs) expect(d).toBeLessThan(1e-4);
-    for (const d of vsAdapter) expect(d).toBeLessThan(1e-4);
+    // The float32 floor of a merge: W + s·BA rounded once per weight moves this 30-layer model's
+    // logits by ~1.1e-4 against the unmerged forward (measured 2026-12-02: 1.07e-4, 1.06e-4),
+    // so the merged comparisons allow about twice that floor; an
+    // adapter merged wrongly moves the logits by its own size (up to ~18 here, see above).
+    for (const d of diffs) expect(d).toBeLessThan(2.5e-4);
+    for (const d of vsAdapter) expect(d).toBeLessThan(2.5e-4);
   });
 
   it("AutoTokenizer on the merged folder gives the ids of transformers' GGUF tokenizer; lorafit's Tokenizer and Model load it back", async () => {
