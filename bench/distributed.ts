@@ -7,7 +7,7 @@
 // the step is split. LoRA r=16 on all seven projections. One JSON line per world size (rank 0's):
 // median step ms, the median of the step's gradient+loss all-reduce (StepEvent.reduceMs), tokens/s.
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
+import { freePort } from '../lib/util/free-port.js';
 import { fileURLToPath } from 'node:url';
 import { LoraAdapter } from '../lib/lora/lora-adapter.js';
 import { Model, torchInfo } from '../lib/model/model.js';
@@ -56,17 +56,6 @@ async function child(c: Case): Promise<void> {
     }));
   }
   await model.dispose();
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** The ranks of one case as child processes (torchrun's environment); rank 0's JSON lines. */

@@ -3,22 +3,11 @@
 // MASTER_ADDR=127.0.0.1, MASTER_PORT, OMP_NUM_THREADS=1 unless set), waits for them, and names
 // the first rank that fails. The children see RANK and so train instead of launching again.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import { freePort } from '../util/free-port.js';
 import { LorafitError } from '../errors.js';
 
 /** After one rank fails, the others get this long to stop on their own (their error names the rank) before they are killed. */
 const GRACE_MS = 15_000;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** True when this process is itself a rank (launched by torchrun or by launchRanks). */
 export function isRank(env: NodeJS.ProcessEnv = process.env): boolean {

@@ -2,7 +2,7 @@
 // hand (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT), loopback, 1 thread each.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePort } from '../../lib/util/free-port.js';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FIXTURES, HF } from '../helpers/golden.js';
@@ -43,18 +43,6 @@ export interface Exit {
   stdout: string;
   stderr: string;
   ms: number;
-}
-
-/** A free loopback port (closed again: the rank 0 that gets it binds it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export function torchrunEnv(rank: number, worldSize: number, port: number): Record<string, string> {
@@ -102,3 +90,5 @@ export function maxTensorDiff(a: Record<string, number[]>, b: Record<string, num
   for (const k of keys) for (let i = 0; i < a[k].length; i++) m = Math.max(m, Math.abs(a[k][i] - b[k][i]));
   return m;
 }
+
+export { freePort };
