@@ -26,8 +26,14 @@ at::Tensor LoraLinear::base_forward(const at::Tensor& x) const {
 }
 
 at::Tensor LoraLinear::forward(const at::Tensor& x, const ForwardContext& ctx) const {
-  at::Tensor y = base_forward(x);
-  if (!ctx.active_adapters || adapters_.empty()) return y;
+  if (!ctx.active_adapters || adapters_.empty()) return base_forward(x);
+  // 2-D throughout, so that LoRA can accumulate into the frozen GEMM's own output: mm and addmm
+  // save their inputs for backward, never their output, so writing into it in place is safe.
+  // A quantized base's output comes from our own autograd function, and stays out of place.
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+  shape.back() = out_features();
+  at::Tensor y = base_forward(x.reshape({-1, x.size(-1)}));  // [N, out]
+  const bool accumulate_in_place = !is_quantized();
   const auto out_dtype = y.scalar_type();
   for (const auto& name : *ctx.active_adapters) {
     auto it = adapters_.find(name);
@@ -35,7 +41,7 @@ at::Tensor LoraLinear::forward(const at::Tensor& x, const ForwardContext& ctx) c
     const LoraWeights& a = it->second;
     if (a.magnitude.defined()) {
       // DoRA keeps PEFT's arithmetic exactly: the input cast to the LoRA dtype, the sum cast back.
-      at::Tensor h = lora_dropout(x.to(a.A.scalar_type()), a.dropout, ctx);
+      at::Tensor h = lora_dropout(x.reshape({-1, x.size(-1)}).to(a.A.scalar_type()), a.dropout, ctx);
       y = y + dora_output(a, h, y, ctx.training && a.dropout > 0);
       continue;
     }
@@ -43,15 +49,14 @@ at::Tensor LoraLinear::forward(const at::Tensor& x, const ForwardContext& ctx) c
     at::Tensor h = lora_dropout(x.to(dt), a.dropout, ctx).reshape({-1, x.size(-1)});  // [N, in]
     at::Tensor down = at::mm(h, a.A.to(dt).t());                                      // [N, r]
     at::Tensor B = a.B.to(dt);                                                         // [out, r]
-    std::vector<int64_t> shape(y.sizes().begin(), y.sizes().end());
     if (y.scalar_type() == dt) {
       // y + scaling * down B^T as one GEMM that accumulates into y (no separate scale and add passes)
-      y = at::addmm(y.reshape({-1, y.size(-1)}), down, B.t(), 1, a.scaling).view(shape);
+      y = accumulate_in_place ? y.addmm_(down, B.t(), 1, a.scaling) : at::addmm(y, down, B.t(), 1, a.scaling);
     } else {
-      y = y + at::mm(down, B.t()).view(shape) * a.scaling;  // PEFT's promotion (e.g. fp16 base, fp32 LoRA)
+      y = y + at::mm(down, B.t()) * a.scaling;  // PEFT's promotion (e.g. fp16 base, fp32 LoRA)
     }
   }
-  return y.to(out_dtype);
+  return y.to(out_dtype).view(shape);
 }
 
 at::Tensor dora_weight_norm(const at::Tensor& weight, const at::Tensor& lora_weight, double scaling) {

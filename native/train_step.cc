@@ -52,10 +52,13 @@ at::Tensor effective_labels(const MicroBatch& mb) {
 
 double grad_norm(const std::vector<at::Tensor>& params) {
   at::NoGradGuard no_grad;
-  double sq = 0;
+  // As clip_grad_norm_ does: one norm per tensor in one foreach kernel, then the norm of those.
+  std::vector<at::Tensor> grads;
   for (const auto& p : params)
-    if (p.grad().defined()) sq += p.grad().to(at::kDouble).pow(2).sum().item<double>();
-  return std::sqrt(sq);
+    if (p.grad().defined()) grads.push_back(p.grad());
+  if (grads.empty()) return 0;
+  std::vector<at::Tensor> norms = at::_foreach_norm(grads, 2, at::kFloat);  // fp32 even for bf16 grads
+  return at::stack(norms).to(at::kDouble).norm().item<double>();
 }
 
 int64_t count_step_tokens(const std::vector<MicroBatch>& batches) {

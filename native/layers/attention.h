@@ -35,7 +35,10 @@ class Attention {
  private:
   // q: [B, H, T, D], k/v: [B, H, S, D] (kv heads already repeated) -> [B, H, T, D]
   at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& bias) const;
-  // The same over the segments of one packed row: block-diagonal causal attention.
+  // q: [1, H, n, D], k/v: [1, KV, n, D], one causal segment -> [1, H, n, D]; matmuls and an
+  // fp32 softmax, the query heads of each kv head stacked (short segments on the CPU).
+  at::Tensor attend_grouped_eager(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) const;
+  // The same over the segments of one packed row: block-diagonal causal attention. k/v: [1, KV, T, D].
   at::Tensor attend_segments(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const std::vector<int64_t>& segments) const;
 
   int64_t layer_;

@@ -84,26 +84,37 @@ std::vector<at::Tensor> ProjectionGroup::forward(const std::vector<const LoraLin
     for (const auto& name : *ctx.active_adapters) {
       // Stack the A's of the members that have this adapter; B becomes block-diagonal, with an
       // empty block (no columns) for a member without it: y += (x A_stack^T) B_bd^T.
-      std::vector<at::Tensor> As, Bs;
-      bool any = false;
+      std::vector<const LoraWeights*> present;
       for (const LoraLinear* m : members) {
         auto it = m->adapters().find(name);
-        if (it == m->adapters().end() || it->second.merged) {
-          Bs.push_back(at::zeros({m->out_features(), 0}, y.options()));
+        present.push_back(it == m->adapters().end() || it->second.merged ? nullptr : &it->second);
+      }
+      const LoraWeights* first = nullptr;
+      bool one_scaling = true;  // the usual case: one alpha / r for the whole adapter
+      for (const LoraWeights* a : present)
+        if (a) {
+          if (first && a->scaling != first->scaling) one_scaling = false;
+          if (!first) first = a;
+        }
+      if (!first) continue;
+      std::vector<at::Tensor> As, Bs;
+      for (size_t i = 0; i < members.size(); ++i) {
+        const LoraWeights* a = present[i];
+        if (!a) {
+          Bs.push_back(at::zeros({members[i]->out_features(), 0}, first->B.options()));
           continue;
         }
-        const LoraWeights& a = it->second;
-        As.push_back(a.A);                   // [r_i, in]
-        Bs.push_back(a.B * a.scaling);       // [out_i, r_i]
-        any = true;
+        As.push_back(a->A);                                // [r_i, in]
+        Bs.push_back(one_scaling ? a->B : a->B * a->scaling);  // [out_i, r_i]
       }
-      if (!any) continue;
-      const auto dt = lora_compute_dtype(x.scalar_type(), As.front().scalar_type());
-      for (auto& b : Bs) b = b.to(dt);
-      at::Tensor A = at::cat(As, 0).to(dt);         // [sum r, in]
-      at::Tensor B = at::block_diag(Bs);            // [sum out, sum r]
-      at::Tensor down = at::mm(x2.to(dt), A.t());   // [N, sum r]
-      y = y.scalar_type() == dt ? at::addmm(y, down, B.t()) : y + at::mm(down, B.t());
+      const auto dt = lora_compute_dtype(x.scalar_type(), first->A.scalar_type());
+      const double alpha = one_scaling ? first->scaling : 1.0;
+      at::Tensor A = at::cat(As, 0).to(dt);          // [sum r, in]
+      at::Tensor B = at::block_diag(Bs).to(dt);      // [sum out, sum r]
+      at::Tensor down = at::mm(x2.to(dt), A.t());    // [N, sum r]
+      // y is this function's own GEMM output, which mm/addmm do not save for backward: LoRA
+      // accumulates into it in place.
+      y = y.scalar_type() == dt ? y.addmm_(down, B.t(), 1, alpha) : y + at::mm(down, B.t()) * alpha;
     }
   }
   y = y.to(out_dtype);
