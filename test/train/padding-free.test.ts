@@ -95,6 +95,16 @@ for (const arch of ['llama', 'qwen2'] as const) {
       expect(Math.abs(r.loss - ref.loss)).toBeGreaterThan(1e-3);
     });
 
+    it('a segment past the eager-attention limit (256 tokens: SDPA) beside a short one equals the padded batch', async () => {
+      const longIds = Array.from({ length: 300 }, (_, i) => ids[(i * 7) % ids.length]);
+      const E = example(longIds, longIds);
+      const padded = await lossAndGrads(model, adapter, [collate([E, A])]);
+      const r = await lossAndGrads(model, adapter, [collatePaddingFree([E, A])]);
+      expect(r.tokens).toBe(padded.tokens);
+      expect(note('long segment (SDPA) vs padded: loss', Math.abs(r.loss - padded.loss))).toBeLessThan(TOL);
+      expect(note('long segment (SDPA) vs padded: grad', gradDiff(r.grads, padded.grads))).toBeLessThan(TOL);
+    });
+
     it('packed blocks (padded rows with a pad tail, or one padding-free row) equal the padded batch', async () => {
       // Row 0 holds three documents, row 1 one (padded by 18: the tail is a segment of its own).
       const blocks = [pack([A, C, D]), pack([B])];
