@@ -22,15 +22,19 @@ export type ShapeConfig = Pick<ModelConfig, 'hiddenSize' | 'intermediateSize' | 
 
 /** GFLOP of one optimizer step over sequences of `lengths` tokens with `labelled` loss tokens. */
 export function stepGflop(c: ShapeConfig, lengths: number[], labelled: number, rank: number, loraModules: 'all' | number = 'all'): number {
+  const attnPairs = lengths.reduce((s, n) => s + n * (n + 1), 0);
+  return linearGflop(c, lengths, labelled, rank, loraModules) + (6 * c.numHiddenLayers * c.numAttentionHeads * c.headDim * attnPairs) / 1e9;
+}
+
+/** The part of stepGflop done by the linear layers: frozen projections, lm_head and LoRA (no attention). */
+export function linearGflop(c: ShapeConfig, lengths: number[], labelled: number, rank: number, loraModules: 'all' | number = 'all'): number {
   const H = c.hiddenSize, I = c.intermediateSize, L = c.numHiddenLayers;
   const q = c.numAttentionHeads * c.headDim, kv = c.numKeyValueHeads * c.headDim;
   const pLin = L * (H * q + 2 * H * kv + q * H + 3 * H * I);
   const loraInOut = (H + q) + 2 * (H + kv) + (q + H) + 2 * (H + I) + (I + H);  // the 7 projections
   const lora = loraModules === 'all' ? L * loraInOut : loraModules;
   const tokens = lengths.reduce((s, n) => s + n, 0);
-  const attnPairs = lengths.reduce((s, n) => s + n * (n + 1), 0);
-  const flop = 4 * pLin * tokens + 4 * c.vocabSize * H * labelled + 6 * rank * lora * tokens + 6 * L * c.numAttentionHeads * c.headDim * attnPairs;
-  return flop / 1e9;
+  return (4 * pLin * tokens + 4 * c.vocabSize * H * labelled + 6 * rank * lora * tokens) / 1e9;
 }
 
 /** GFLOP/s of the best of `reps` 2048^3 matmuls in fp32 and bf16, through the addon (libtorch, this process's threads). */

@@ -3,7 +3,7 @@
 // (bench/hf-baseline.py train), so both lines come from the same minutes of the same machine.
 //
 //   node dist/bench/train.js [--layers 24 | --model DIR] [--cases bfloat16:256:1,float32:256:1] [--all]
-//        [--hf] [--runs 3] [--warmup 1] [--rank 16] [--alpha 32] [--threads 2] [--padded]
+//        [--hf] [--runs 3] [--warmup 1] [--rank 16] [--alpha 32] [--threads 2] [--padded] [--no-linear-profile]
 //
 // A case is dtype:seq:batch with optional flags: `ckpt` (gradient checkpointing), `nf4` (QLoRA
 // base, compute dtype = dtype). --all: seq 256 and 512 x batch 1 and 4 x fp32 and bf16 x
@@ -14,16 +14,23 @@
 // runs_s has them all), peak_rss_mb (VmHWM of the steps, reset after loading), gflop_per_step and
 // gflops by bench/flops.ts's formula (`flops_formula` in the line), and pct_of_peak: gflops as a
 // share of the 2048^3 matmul peak of the compute dtype measured in the same process before
-// loading (`matmul_peak_gflops`). Labels = ids (every position but the first is a loss token),
-// LoRA r16 on all seven projections, lr 2e-4, clipping 1.0.
+// loading (`matmul_peak_gflops`). After the timed steps one more step runs under libtorch's
+// profiler (not timed; --no-linear-profile skips it): linear_ms is the time its aten::mm/addmm
+// calls took (bench/linear-time.ts), linear_gflops the linear layers' FLOPs (flops.ts linearGflop)
+// over that time and linear_pct_of_peak its share of the matmul peak. HF lines have no linear_*.
+// Labels = ids (every position but the first is a loss token), LoRA r16 on all seven projections, lr 2e-4, clipping 1.0.
 import { execFile } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { LoraAdapter } from '../lib/lora/lora-adapter.js';
 import { Model, torchInfo } from '../lib/model/model.js';
 import { Trainer } from '../lib/train/trainer.js';
 import { knobs, median, num, parseArgs, procStatusMb, resetPeakRss, round, runChild, tokenIds } from './common.js';
-import { FLOPS_FORMULA, loadAverage, matmulPeaks, stepGflop, type ShapeConfig } from './flops.js';
+import { FLOPS_FORMULA, linearGflop, loadAverage, matmulPeaks, stepGflop, type ShapeConfig } from './flops.js';
+import { linearTime } from './linear-time.js';
 import { defaultModelDir, makeModel } from './make-model.js';
 
 interface Case {
@@ -39,6 +46,7 @@ interface Case {
   runs: number;
   warmup: number;
   threads: number;
+  linearProfile: boolean;  // one more, profiled step after the timed ones: the linear layers' share
 }
 
 const DTYPE: Record<string, Case['dtype']> = { bf16: 'bfloat16', bfloat16: 'bfloat16', fp32: 'float32', float32: 'float32' };
@@ -66,8 +74,15 @@ function enrich(line: Record<string, unknown>, c: Case, config: ShapeConfig): Re
   const s = line.s_per_step as number;
   const peaks = line.matmul_peak_gflops as Record<string, number>;
   const gflops = gflop / s;
+  // The linear layers alone, in the profiled step (profiler overhead included, so a lower bound).
+  const linearMs = line.linear_ms as number | undefined;
+  const linGflop = linearGflop(config, lengths, c.batch * (c.seq - 1), c.rank);
+  const linear = linearMs
+    ? { linear_gflop_per_step: round(linGflop, 2), linear_gflops: round(linGflop / (linearMs / 1000)), linear_pct_of_peak: round((100 * linGflop) / (linearMs / 1000) / peaks[c.dtype]) }
+    : {};
   return {
     ...line,
+    ...linear,
     gflop_per_step: round(gflop, 2),
     gflops: round(gflops),
     pct_of_peak: round((100 * gflops) / peaks[c.dtype]),
@@ -84,8 +99,14 @@ async function child(c: Case): Promise<void> {
   const ids = tokenIds(c.batch, c.seq, model.config.vocabSize);
   const trainData = ids.map((r) => ({ inputIds: Int32Array.from(r), labels: Int32Array.from(r) }));
   const steps = c.warmup + c.runs;
+  const trace = join(tmpdir(), `lorafit-bench-train-${process.pid}.trace.json`);
+  if (c.linearProfile) {
+    // Read by the native step (TrainState::step) at each step: the extra last step is recorded.
+    process.env.LORAFIT_PROFILE_STEP = String(steps + 1);
+    process.env.LORAFIT_PROFILE_FILE = trace;
+  }
   const trainer = new Trainer({
-    model, adapter, trainData, batchSize: c.batch, maxSteps: steps, learningRate: 2e-4, maxGradNorm: 1.0, shuffle: false,
+    model, adapter, trainData, batchSize: c.batch, maxSteps: steps + (c.linearProfile ? 1 : 0), learningRate: 2e-4, maxGradNorm: 1.0, shuffle: false,
     gradientCheckpointing: c.ckpt, paddingFree: c.paddingFree,
   });
   const stamps: number[] = [];
@@ -97,15 +118,21 @@ async function child(c: Case): Promise<void> {
   const reset = resetPeakRss();
   const t0 = performance.now();
   await trainer.fit();
-  const times = stamps.map((t, i) => (t - (i === 0 ? t0 : stamps[i - 1])) / 1000).slice(c.warmup);
+  const times = stamps.map((t, i) => (t - (i === 0 ? t0 : stamps[i - 1])) / 1000).slice(c.warmup, steps);
   const s = median(times);
   const info = torchInfo();
+  let linear: Record<string, number> = {};
+  if (c.linearProfile) {
+    const t = linearTime(trace);
+    rmSync(trace, { force: true });
+    linear = { linear_ms: round(t.linearMs, 1), linear_calls: t.linearCalls, profiled_step_ms: round(t.traceSpanMs, 1) };
+  }
   const line = {
     bench: 'train', impl: 'lorafit', dtype: c.dtype, quant: c.quant, seq: c.seq, batch: c.batch, ckpt: c.ckpt, padding_free: c.paddingFree,
     layers: model.config.numHiddenLayers, rank: c.rank, lora_modules: adapter.modules.length,
     tokens_per_s: round((c.batch * c.seq) / s), s_per_step: round(s, 3), runs_s: times.map((t) => round(t, 3)), loss: round(losses[losses.length - 1], 4),
     peak_rss_mb: procStatusMb('VmHWM'), load_peak_rss_mb: loadPeak, run_peak_is_after_load: reset, matmul_peak_gflops: peaks,
-    threads: info.threads, torch: info.version, env: knobs(),
+    threads: info.threads, torch: info.version, env: knobs(), ...linear,
   };
   console.log(JSON.stringify(enrich(line, c, model.config)));
   await model.dispose();
@@ -140,7 +167,7 @@ async function main(): Promise<void> {
   for (const spec of specs) {
     const kase: Case = {
       model, ...parseCase(spec), paddingFree: !a.padded, rank: num(a, 'rank', 16), alpha: num(a, 'alpha', 32),
-      runs: num(a, 'runs', 3), warmup: num(a, 'warmup', 1), threads: num(a, 'threads', 2),
+      runs: num(a, 'runs', 3), warmup: num(a, 'warmup', 1), threads: num(a, 'threads', 2), linearProfile: !a['no-linear-profile'],
     };
     for (const line of await runChild(fileURLToPath(import.meta.url), kase as unknown as Record<string, unknown>)) console.log(line);
     if (a.hf) console.log(await hfCase(kase, config));
