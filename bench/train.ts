@@ -111,9 +111,12 @@ async function child(c: Case): Promise<void> {
   });
   const stamps: number[] = [];
   const losses: number[] = [];
+  // The timed steps' page faults and CPU times (the kernel's share: faulting in fresh pages).
+  const usage: NodeJS.ResourceUsage[] = [];
   trainer.on('step', (s) => {
     stamps.push(performance.now());
     losses.push(s.loss);
+    if (stamps.length === c.warmup || stamps.length === steps) usage.push(process.resourceUsage());
   });
   const reset = resetPeakRss();
   const t0 = performance.now();
@@ -127,12 +130,17 @@ async function child(c: Case): Promise<void> {
     rmSync(trace, { force: true });
     linear = { linear_ms: round(t.linearMs, 1), linear_calls: t.linearCalls, profiled_step_ms: round(t.traceSpanMs, 1) };
   }
+  const [u0, u1] = c.warmup > 0 ? usage : [undefined, usage[0]];
+  const per = (f: (u: NodeJS.ResourceUsage) => number, scale: number) => (u1 ? round((f(u1) - (u0 ? f(u0) : 0)) / c.runs / scale, 3) : undefined);
+  const kernel = {
+    minor_faults_per_step: per((u) => u.minorPageFault, 1), user_s_per_step: per((u) => u.userCPUTime, 1e6), sys_s_per_step: per((u) => u.systemCPUTime, 1e6),
+  };
   const line = {
     bench: 'train', impl: 'lorafit', dtype: c.dtype, quant: c.quant, seq: c.seq, batch: c.batch, ckpt: c.ckpt, padding_free: c.paddingFree,
     layers: model.config.numHiddenLayers, rank: c.rank, lora_modules: adapter.modules.length,
     tokens_per_s: round((c.batch * c.seq) / s), s_per_step: round(s, 3), runs_s: times.map((t) => round(t, 3)), loss: round(losses[losses.length - 1], 4),
     peak_rss_mb: procStatusMb('VmHWM'), load_peak_rss_mb: loadPeak, run_peak_is_after_load: reset, matmul_peak_gflops: peaks,
-    threads: info.threads, torch: info.version, env: knobs(), ...linear,
+    threads: info.threads, torch: info.version, env: knobs(), ...kernel, ...linear,
   };
   console.log(JSON.stringify(enrich(line, c, model.config)));
   await model.dispose();

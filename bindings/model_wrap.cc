@@ -7,6 +7,7 @@
 #include "convert.h"
 #include "error.h"
 #include "gguf.h"
+#include "loss.h"
 #include "runtime.h"
 #include "worker.h"
 
@@ -209,6 +210,7 @@ Napi::Value ModelWrap::ParameterBytes(const Napi::CallbackInfo& info) {
 
 Napi::Value ModelWrap::Dispose(const Napi::CallbackInfo& info) {
   model_.reset();  // in-flight workers hold their own reference
+  lorafit::release_loss_buffers();
   return info.Env().Undefined();
 }
 

@@ -3,6 +3,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
+#include <mutex>
 
 #include "error.h"
 
@@ -17,6 +18,25 @@ using torch::autograd::variable_list;
 // stay around 256 MB for a 152k vocabulary.
 int64_t chunk_tokens(int64_t vocab) { return std::max<int64_t>(64, (int64_t{64} << 20) / std::max<int64_t>(vocab, 1)); }
 
+// LinearCrossEntropy's chunk buffers, kept from one call to the next on the CPU: every
+// micro-batch of every step asks for them again, and fresh ones were page-faulted in and zeroed
+// by the kernel each time (~40k faults, 157 MB, a 320-token SmolLM2 step; 670 MB at a 152k
+// vocabulary). One set for the process, flat and grown as needed; a caller that finds it in use
+// (a concurrent evaluation) allocates its own. release_loss_buffers() frees it.
+struct ChunkBuffers {
+  at::Tensor logits, upcast, log_probs;  // flat: [capacity] model dtype, fp32, fp32
+};
+std::mutex g_buffers_mu;
+ChunkBuffers& g_buffers = *new ChunkBuffers;  // never destroyed: no tensor freed during static destruction at exit
+
+// A [rows, vocab] view of `slot`, which is (re)allocated when it is too small or of another kind.
+at::Tensor chunk_view(at::Tensor& slot, int64_t rows, int64_t vocab, const at::TensorOptions& options) {
+  const int64_t n = rows * vocab;
+  if (!slot.defined() || slot.numel() < n || slot.scalar_type() != options.dtype().toScalarType() || slot.device() != options.device())
+    slot = at::empty({n}, options);
+  return slot.narrow(0, 0, n).view({rows, vocab});
+}
+
 struct LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy> {
   // h: [N, H] (model dtype), weight: [V, H], targets: [N] int64 -> sum of CE (fp32 scalar)
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& h, const at::Tensor& weight, const at::Tensor& targets,
@@ -28,11 +48,16 @@ struct LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy>
     at::Tensor grad_h = need_grad_h ? at::empty_like(h) : at::Tensor();
     at::Tensor grad_w = need_grad_w ? at::zeros(weight.sizes(), weight.options().dtype(at::kFloat)) : at::Tensor();
     // Chunk buffers reused by every chunk: glibc maps each tensor over 32 MiB fresh and unmaps it
-    // on free, so per-chunk temporaries were page-faulted in again for every chunk.
-    at::Tensor z_buf = at::empty({rows, vocab}, h.options());                     // [C, V] model dtype
+    // on free, so per-chunk temporaries were page-faulted in again for every chunk (and, kept
+    // between calls, for every micro-batch: g_buffers).
+    std::unique_lock<std::mutex> shared(g_buffers_mu, std::defer_lock);
+    if (h.is_cpu()) shared.try_lock();
+    ChunkBuffers own;
+    ChunkBuffers& bufs = shared.owns_lock() ? g_buffers : own;
+    at::Tensor z_buf = chunk_view(bufs.logits, rows, vocab, h.options());          // [C, V] model dtype
     const bool upcast = h.scalar_type() != at::kFloat;  // fp32 models need no upcast copy
-    at::Tensor zf_buf = upcast ? at::empty({rows, vocab}, h.options().dtype(at::kFloat)) : at::Tensor();  // [C, V] upcast logits
-    at::Tensor lp_buf = at::empty({rows, vocab}, h.options().dtype(at::kFloat));  // [C, V] log-probs, then dz
+    at::Tensor zf_buf = upcast ? chunk_view(bufs.upcast, rows, vocab, h.options().dtype(at::kFloat)) : at::Tensor();  // [C, V] upcast logits
+    at::Tensor lp_buf = chunk_view(bufs.log_probs, rows, vocab, h.options().dtype(at::kFloat));  // [C, V] log-probs, then dz
     at::Tensor minus_one = at::full({rows, 1}, -1.0f, lp_buf.options());
     for (int64_t start = 0; start < n; start += step) {
       const int64_t len = std::min(step, n - start);
@@ -79,6 +104,12 @@ struct LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy>
 };
 
 }  // namespace
+
+void release_loss_buffers() {
+  // Called on the JS thread: never waits for a loss in flight (that one's buffers stay, until the next call).
+  std::unique_lock<std::mutex> lock(g_buffers_mu, std::try_to_lock);
+  if (lock.owns_lock()) g_buffers = ChunkBuffers{};
+}
 
 int64_t count_loss_tokens(const at::Tensor& labels) {
   if (labels.size(1) < 2) return 0;

@@ -13,6 +13,7 @@
 #include "data_parallel.h"
 #include "error.h"
 #include "lora_adapter.h"
+#include "loss.h"
 #include "runtime.h"
 #include "safetensors.h"
 
@@ -24,6 +25,8 @@ TrainState::TrainState(std::string target, OptimizerConfig config) : target_(std
   if (!(config_.lora_b_lr_ratio > 0)) throw Error("E_OPTION", "option 'loraplusLrRatio' must be a positive number");
   if (target_.empty() && config_.lora_b_lr_ratio != 1) throw Error("E_OPTION", "option 'loraplusLrRatio' applies to LoRA adapters, not to full-parameter training");
 }
+
+TrainState::~TrainState() { release_loss_buffers(); }
 
 std::vector<std::pair<std::string, at::Tensor>> TrainState::trainables(CausalLM& model) const {
   if (target_.empty()) {

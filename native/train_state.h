@@ -40,6 +40,9 @@ class TrainState {
  public:
   // target: an adapter name, or "" for every base weight (the model must be in full-training mode).
   TrainState(std::string target, OptimizerConfig config);
+  ~TrainState();  // frees the loss buffers the steps kept (release_loss_buffers)
+  TrainState(const TrainState&) = delete;
+  TrainState& operator=(const TrainState&) = delete;
 
   // reducer: data parallelism (native/data_parallel.h): `batches` are this rank's share of the
   // step, and loss, token count and gradients become the global ones. nullptr: one process.
