@@ -111,12 +111,14 @@ async function child(c: Case): Promise<void> {
   });
   const stamps: number[] = [];
   const losses: number[] = [];
-  // The timed steps' page faults and CPU times (the kernel's share: faulting in fresh pages).
-  const usage: NodeJS.ResourceUsage[] = [];
+  // The timed steps' page faults and CPU times (the kernel's share: faulting in fresh pages):
+  // from the end of the warm-up (or the start of fit) to the end of the last timed step.
+  let u0 = process.resourceUsage(), u1 = u0;
   trainer.on('step', (s) => {
     stamps.push(performance.now());
     losses.push(s.loss);
-    if (stamps.length === c.warmup || stamps.length === steps) usage.push(process.resourceUsage());
+    if (stamps.length === c.warmup) u0 = process.resourceUsage();
+    if (stamps.length === steps) u1 = process.resourceUsage();
   });
   const reset = resetPeakRss();
   const t0 = performance.now();
@@ -130,8 +132,7 @@ async function child(c: Case): Promise<void> {
     rmSync(trace, { force: true });
     linear = { linear_ms: round(t.linearMs, 1), linear_calls: t.linearCalls, profiled_step_ms: round(t.traceSpanMs, 1) };
   }
-  const [u0, u1] = c.warmup > 0 ? usage : [undefined, usage[0]];
-  const per = (f: (u: NodeJS.ResourceUsage) => number, scale: number) => (u1 ? round((f(u1) - (u0 ? f(u0) : 0)) / c.runs / scale, 3) : undefined);
+  const per = (f: (u: NodeJS.ResourceUsage) => number, scale: number) => round((f(u1) - f(u0)) / c.runs / scale, 3);
   const kernel = {
     minor_faults_per_step: per((u) => u.minorPageFault, 1), user_s_per_step: per((u) => u.userCPUTime, 1e6), sys_s_per_step: per((u) => u.systemCPUTime, 1e6),
   };
