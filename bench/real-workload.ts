@@ -3,7 +3,7 @@
 // <= 256 tokens, 60 steps, lr 2e-4 linear, clipping 1.0, 2 threads.
 //
 //   node dist/bench/real-workload.js [--gguf FILE] [--dtypes float32[,bfloat16]] [--steps 60] [--padded]
-//        [--impls lorafit,hf,lorafit-padded] [--eval-also NAME=DIR,...] [--out bench/results/DATE-real-workload.jsonl]
+//        [--impls lorafit,hf,lorafit-padded] [--eval-also NAME=DIR,...] [--no-eval] [--out bench/results/DATE-real-workload.jsonl]
 //
 // The 1,848 lines of examples/data/styles/yoda.txt are split once (every 10th line held out, the
 // first 100 of them: eval.txt; the first steps x batch of the others, in file order: train.txt), so both stacks train
@@ -11,11 +11,12 @@
 // train`, padding-free by default; `lorafit-padded` adds --padding-free false), HF as
 // bench/real_workload_hf.py train (transformers.Trainer + get_peft_model, dynamic padding to the
 // longest row). One evaluator (real_workload_hf.py eval: PEFT over transformers' dequantized model)
-// scores the base model and every adapter: held-out NLL per trained token.
+// scores the base model and every adapter: held-out NLL per trained token (--no-eval: not).
 //
 // Each line records train_s (training only: lorafit's last step elapsedMs from metrics.jsonl, HF's
 // trainer.train() wall time), wall_s (the whole process, loading included), tokens (input tokens,
-// no padding), tokens_per_s, peak RSS, the matmul peaks measured in this process just before and
+// no padding), tokens_per_s, peak RSS, process_usage (the whole process's minor page faults and
+// user/kernel CPU seconds, loading included), the matmul peaks measured in this process just before and
 // the load average before and after.
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
@@ -23,22 +24,45 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { list, num, parseArgs, round } from './common.js';
+import { knobs, list, num, parseArgs, round } from './common.js';
 import { loadAverage, matmulPeaks } from './flops.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const PY = process.env.LORAFIT_PYTHON ?? '/root/.cache/lorafit/venv/bin/python';
 const TARGETS = 'q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj';
 
-/** Runs a command, returns stdout; resolves with wall seconds and the child's peak RSS (GNU time is not assumed: /proc polling). */
-function runTimed(cmd: string, args: string[], env: Record<string, string> = {}): Promise<{ stdout: string; wallS: number; peakRssMb: number }> {
+/** A child's CPU use so far, from /proc/PID/stat: minor page faults and user/kernel CPU seconds. */
+interface ChildUsage {
+  minor_faults: number;
+  user_s: number;
+  sys_s: number;
+}
+
+function childUsage(pid: number): ChildUsage | undefined {
+  try {
+    // Fields after the command name (which may hold spaces) in parentheses: state is field 3.
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+    const tick = 100; // USER_HZ on Linux
+    return { minor_faults: Number(f[10 - 3]), user_s: Number(f[14 - 3]) / tick, sys_s: Number(f[15 - 3]) / tick };
+  } catch {
+    return undefined; // exited
+  }
+}
+
+/**
+ * Runs a command, returns stdout; resolves with wall seconds, the child's peak RSS and its CPU use
+ * (GNU time is not assumed: /proc polling every 200 ms, so the last 200 ms may be missing).
+ */
+function runTimed(cmd: string, args: string[], env: Record<string, string> = {}): Promise<{ stdout: string; wallS: number; peakRssMb: number; usage?: ChildUsage }> {
   return new Promise((res, rej) => {
     const t0 = performance.now();
     const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     let peak = 0;
+    let usage: ChildUsage | undefined;
     const poll = setInterval(() => {
+      usage = childUsage(child.pid!) ?? usage;
       try {
         const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
         if (m) peak = Math.max(peak, Math.round(Number(m[1]) / 1024));
@@ -51,7 +75,7 @@ function runTimed(cmd: string, args: string[], env: Record<string, string> = {})
     child.on('close', (code) => {
       clearInterval(poll);
       if (code !== 0) rej(new Error(`${cmd} ${args.join(' ')} exited with ${code}: ${err.slice(-2000)}`));
-      else res({ stdout: out, wallS: (performance.now() - t0) / 1000, peakRssMb: peak });
+      else res({ stdout: out, wallS: (performance.now() - t0) / 1000, peakRssMb: peak, usage });
     });
   });
 }
@@ -85,7 +109,7 @@ async function lorafit(o: { gguf: string; train: string; out: string; dtype: str
   return {
     impl: o.paddingFree ? 'lorafit' : 'lorafit-padded', dtype: o.dtype, steps: steps.length, batch: 4, padding_free: o.paddingFree,
     train_s: round(trainS, 2), s_per_step: round(trainS / steps.length, 3), tokens_approx: tokens, tokens_per_s: round(tokens / trainS),
-    last_loss: round(last.loss as number, 4), wall_s: round(r.wallS, 1), peak_rss_mb: r.peakRssMb, adapter: join(o.out, 'adapter'),
+    last_loss: round(last.loss as number, 4), wall_s: round(r.wallS, 1), peak_rss_mb: r.peakRssMb, process_usage: r.usage, adapter: join(o.out, 'adapter'),
   };
 }
 
@@ -94,7 +118,7 @@ async function hf(o: { gguf: string; train: string; out: string; dtype: string; 
   mkdirSync(o.out, { recursive: true });
   const r = await runTimed(PY, [join(ROOT, 'bench/real_workload_hf.py'), 'train', '--gguf', o.gguf, '--train', o.train, '--out', o.out, '--dtype', o.dtype, '--steps', String(o.steps)]);
   const line = JSON.parse(r.stdout.split('\n').find((l) => l.startsWith('{"'))!) as Record<string, unknown>;
-  return { ...line, wall_s: round(r.wallS, 1), peak_rss_mb: Math.max(r.peakRssMb, (line.peak_rss_mb as number) ?? 0), adapter: join(o.out, 'adapter') };
+  return { ...line, wall_s: round(r.wallS, 1), peak_rss_mb: Math.max(r.peakRssMb, (line.peak_rss_mb as number) ?? 0), process_usage: r.usage, adapter: join(o.out, 'adapter') };
 }
 
 async function main(): Promise<void> {
@@ -122,9 +146,10 @@ async function main(): Promise<void> {
       const peaks = await matmulPeaks();
       const out = join(work, `${impl}-${dtype}`);
       const r = impl === 'hf' ? await hf({ gguf, train: files.train, out, dtype, steps }) : await lorafit({ gguf, train: files.train, out, dtype, steps, paddingFree: impl !== 'lorafit-padded' });
-      emit({ ...r, matmul_peak_gflops: peaks, loadavg_before: before, loadavg_after: loadAverage(), workload: 'SmolLM2-135M-Instruct Q4_1 GGUF dequantized, yoda.txt lines, r8 alpha16 x7 projections, batch 4, <=256 tokens, lr 2e-4 linear' });
+      emit({ ...r, knobs: knobs(), matmul_peak_gflops: peaks, loadavg_before: before, loadavg_after: loadAverage(), workload: 'SmolLM2-135M-Instruct Q4_1 GGUF dequantized, yoda.txt lines, r8 alpha16 x7 projections, batch 4, <=256 tokens, lr 2e-4 linear' });
       adapters.push(`${impl}=${r.adapter as string}`);
     }
+    if (a['no-eval']) continue;
     const ev = await promisify(execFile)(PY, [join(ROOT, 'bench/real_workload_hf.py'), 'eval', '--gguf', gguf, '--eval', files.eval, ...adapters.flatMap((x) => ['--adapter', x])], { cwd: ROOT, maxBuffer: 16 << 20 });
     emit({ impl: 'eval', dtype, ...(JSON.parse(ev.stdout.split('\n').find((l) => l.startsWith('{"'))!) as Record<string, unknown>), loadavg: loadAverage() });
   }

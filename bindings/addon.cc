@@ -44,6 +44,19 @@ Napi::Value BenchMatmul(const Napi::CallbackInfo& info) {
         return a;
       });
 }
+// workerThreads() -> Promise<{ intraOp, blas }>: the thread counts a native job sees on the libuv
+// pool thread it runs on (what configureProcess({ threads }) promises every job).
+Napi::Value WorkerThreads(const Napi::CallbackInfo& info) {
+  auto out = std::make_shared<lorafit::ThreadCounts>();
+  return PromiseWorker::Start(
+      info.Env(), [out] { *out = lorafit::this_thread_threads(); },
+      [out](Napi::Env env) -> Napi::Value {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("intraOp", out->intra_op);
+        o.Set("blas", out->blas);
+        return o;
+      });
+}
 // hfConfig(configJsonText, where) -> string: a config.json as native/hf_config.cc reads it (the
 // transformers class defaults filled in, rope_parameters or rope_scaling), in Model.config's
 // shape. The one source of architecture defaults; lib/export uses it too.
@@ -85,6 +98,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getThreads", Napi::Function::New(env, GetThreads));
   exports.Set("cudaAvailable", Napi::Function::New(env, CudaAvailable));
   exports.Set("benchMatmul", Napi::Function::New(env, BenchMatmul));
+  exports.Set("workerThreads", Napi::Function::New(env, WorkerThreads));
   exports.Set("hfConfig", Napi::Function::New(env, HfConfig));
   exports.Set("configureProcess", Napi::Function::New(env, ConfigureProcess));
   exports.Set("processSettings", Napi::Function::New(env, ProcessSettings));

@@ -3,6 +3,7 @@
 #include <c10/util/Exception.h>
 
 #include "error.h"
+#include "runtime.h"
 
 namespace lorafit_bindings {
 
@@ -39,7 +40,11 @@ Napi::Promise PromiseWorker::Start(Napi::Env env, Work work, Resolve resolve, Na
 }
 
 void PromiseWorker::Execute() {
-  auto [code, message] = capture(work_);
+  // This libuv pool thread's OpenMP team may not have the configured size yet (native/runtime.h).
+  auto [code, message] = capture([this] {
+    lorafit::apply_threads();
+    work_();
+  });
   if (!code.empty()) {
     code_ = code;
     SetError(message);

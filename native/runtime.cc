@@ -8,6 +8,7 @@
 #include <torch/version.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <mutex>
@@ -57,15 +58,41 @@ void release_free_memory() {
   if (allocator_settings().trim && mallinfo2().fordblks > kTrimAbove) malloc_trim(0);
 }
 
-void set_threads(int n) {
-  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+namespace {
+std::atomic<int> g_threads{0};  // 0: never set, libtorch's default
+
+void set_this_thread(int n) {
   at::set_num_threads(n);
   // at::set_num_threads does not reach OpenBLAS (Debian's libtorch uses it for fp32 matmul).
   using SetFn = void (*)(int);
   if (auto fn = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) fn(n);
 }
+}  // namespace
 
-int get_threads() { return at::get_num_threads(); }
+void set_threads(int n) {
+  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  g_threads.store(n);
+  set_this_thread(n);
+}
+
+int get_threads() {
+  const int n = g_threads.load();
+  return n > 0 ? n : at::get_num_threads();
+}
+
+ThreadCounts this_thread_threads() {
+  using GetFn = int (*)();
+  ThreadCounts c;
+  c.intra_op = at::get_num_threads();
+  if (auto mkl = reinterpret_cast<GetFn>(dlsym(RTLD_DEFAULT, "mkl_get_max_threads"))) c.blas = mkl();
+  else if (auto ob = reinterpret_cast<GetFn>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"))) c.blas = ob();
+  return c;
+}
+
+void apply_threads() {
+  const int n = g_threads.load();
+  if (n > 0 && at::get_num_threads() != n) set_this_thread(n);
+}
 
 namespace {
 // Why CUDA is not usable, for E_DEVICE: dlopen's own error text, or what is missing after loading.

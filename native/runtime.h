@@ -24,6 +24,17 @@ void release_free_memory();
 // Threads for libtorch's intra-op pool (and OpenBLAS when libtorch uses it). n <= 0: all cores.
 void set_threads(int n);
 int get_threads();
+// Gives the calling thread the set_threads() team size. OpenMP's thread count is a per-thread
+// setting: a libuv pool thread that ran tensor work before (or never saw set_threads) keeps its
+// own, so every native job calls this first (bindings/worker.cc).
+void apply_threads();
+// The calling thread's own team sizes (what its tensor work uses now): libtorch's intra-op
+// (OpenMP) pool and the BLAS's (MKL or OpenBLAS; 0 when neither is loaded), which MKL keeps per thread.
+struct ThreadCounts {
+  int intra_op = 0;
+  int blas = 0;
+};
+ThreadCounts this_thread_threads();
 // "cpu", "cuda", "cuda:1" -> a device; loads libtorch_cuda on first use. Throws Error(E_DEVICE).
 at::Device parse_device(const std::string& name);
 bool cuda_available();

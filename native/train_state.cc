@@ -2,7 +2,6 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/grad_mode.h>
-#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <cstdlib>
 #include <memory>
@@ -16,6 +15,7 @@
 #include "loss.h"
 #include "runtime.h"
 #include "safetensors.h"
+#include "step_profile.h"
 
 namespace lorafit {
 
@@ -42,10 +42,10 @@ std::vector<std::pair<std::string, at::Tensor>> TrainState::trainables(CausalLM&
 TrainStepResult TrainState::step(CausalLM& model, const std::vector<MicroBatch>& batches, const TrainStepOptions& o, GradientReducer* reducer) {
   // Debugging aid: LORAFIT_PROFILE_STEP=N LORAFIT_PROFILE_FILE=trace.json records step N (1-based)
   // with libtorch's profiler as a chrome trace; bench/profile-summary.py sums it by op.
-  std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
+  std::unique_ptr<StepProfile> profile;
   if (const char* n = std::getenv("LORAFIT_PROFILE_STEP"); n && std::atoll(n) == state_.step + 1) {
     const char* f = std::getenv("LORAFIT_PROFILE_FILE");
-    profile = std::make_unique<torch::autograd::profiler::RecordProfile>(std::string(f ? f : "lorafit-step.trace.json"));
+    profile = std::make_unique<StepProfile>(std::string(f ? f : "lorafit-step.trace.json"));
   }
   auto named = trainables(model);
   std::vector<at::Tensor> params;

@@ -233,6 +233,8 @@ export interface NativeAddon {
   cudaAvailable(): boolean;
   /** Benchmarks only: seconds of each of `reps` n x n x n matmuls in `dtype` (after one untimed run). */
   benchMatmul(n: number, dtype: string, reps: number, device: string): Promise<number[]>;
+  /** The thread counts a native job sees on the libuv pool thread it runs on (blas 0: no MKL/OpenBLAS). */
+  workerThreads(): Promise<{ intraOp: number; blas: number }>;
   torchVersion: string;
   /** Rendezvous with the other ranks (TCPStore at masterAddr:masterPort) and connect them (Gloo). */
   createProcessGroup(options: NativeProcessGroupOptions): Promise<NativeProcessGroup>;

@@ -3,6 +3,7 @@
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Model, torchInfo } from '../../lib/model/model.js';
+import { native } from '../../lib/model/native.js';
 import { configureProcess, processSettings } from '../../lib/model/process-settings.js';
 import { rejects } from '../helpers/rejects.js';
 import { HF } from '../helpers/golden.js';
@@ -25,6 +26,22 @@ describe('process settings', () => {
     await using model = await Model.load(join(HF, 'llama', 'model'));
     expect((await model.forward([[1, 2, 3]])).shape).toEqual([1, 3, model.config.vocabSize]);
     expect(configureProcess({ mallocTrim: true, threads: initial.threads })).toMatchObject({ mallocTrim: true, threads: initial.threads });
+  });
+
+  it('every native job runs with the configured thread count, on whichever pool thread it lands', async () => {
+    // MKL's team size is per thread: libuv pool threads kept their own (every core) unless each
+    // job applies the setting; fp32 matmuls ignored configureProcess before it did.
+    const jobs = async (n: number) => {
+      const counts = await Promise.all(Array.from({ length: n }, () => native().workerThreads()));
+      return counts.flatMap((c) => (c.blas ? [c.intraOp, c.blas] : [c.intraOp]));
+    };
+    await jobs(8);
+    configureProcess({ threads: 1 });
+    expect(new Set(await jobs(8))).toEqual(new Set([1]));
+    configureProcess({ threads: 2 });
+    expect(new Set(await jobs(8))).toEqual(new Set([2]));
+    configureProcess({ threads: initial.threads });
+    expect(new Set(await jobs(8))).toEqual(new Set([initial.threads]));
   });
 
   it('refuses bad values naming the setting', async () => {
