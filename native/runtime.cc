@@ -61,11 +61,29 @@ void release_free_memory() {
 namespace {
 std::atomic<int> g_threads{0};  // 0: never set, libtorch's default
 
+// The BLAS's own thread controls where one is loaded: MKL (in the PyTorch wheel's libtorch_cpu)
+// or OpenBLAS (Debian's libtorch, which at::set_num_threads does not reach).
+struct BlasThreads {
+  int (*get)() = nullptr;
+  void (*set)(int) = nullptr;  // OpenBLAS only: at::set_num_threads sets MKL's (per thread)
+};
+const BlasThreads& blas_threads() {
+  static const BlasThreads b = [] {
+    BlasThreads r;
+    if (void* mkl = dlsym(RTLD_DEFAULT, "mkl_get_max_threads")) {
+      r.get = reinterpret_cast<int (*)()>(mkl);
+    } else if (void* ob = dlsym(RTLD_DEFAULT, "openblas_get_num_threads")) {
+      r.get = reinterpret_cast<int (*)()>(ob);
+      r.set = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+    }
+    return r;
+  }();
+  return b;
+}
+
 void set_this_thread(int n) {
   at::set_num_threads(n);
-  // at::set_num_threads does not reach OpenBLAS (Debian's libtorch uses it for fp32 matmul).
-  using SetFn = void (*)(int);
-  if (auto fn = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) fn(n);
+  if (blas_threads().set) blas_threads().set(n);
 }
 }  // namespace
 
@@ -81,17 +99,17 @@ int get_threads() {
 }
 
 ThreadCounts this_thread_threads() {
-  using GetFn = int (*)();
   ThreadCounts c;
   c.intra_op = at::get_num_threads();
-  if (auto mkl = reinterpret_cast<GetFn>(dlsym(RTLD_DEFAULT, "mkl_get_max_threads"))) c.blas = mkl();
-  else if (auto ob = reinterpret_cast<GetFn>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"))) c.blas = ob();
+  if (blas_threads().get) c.blas = blas_threads().get();
   return c;
 }
 
 void apply_threads() {
   const int n = g_threads.load();
-  if (n > 0 && at::get_num_threads() != n) set_this_thread(n);
+  if (n <= 0) return;
+  const ThreadCounts c = this_thread_threads();
+  if (c.intra_op != n || (c.blas != 0 && c.blas != n)) set_this_thread(n);
 }
 
 namespace {
