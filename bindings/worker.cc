@@ -40,7 +40,7 @@ Napi::Promise PromiseWorker::Start(Napi::Env env, Work work, Resolve resolve, Na
 }
 
 void PromiseWorker::Execute() {
-  // This libuv pool thread's OpenMP team may not have the configured size yet (native/runtime.h).
+  // This libuv pool thread's MKL team may not have the configured size yet (native/runtime.h).
   auto [code, message] = capture([this] {
     lorafit::apply_threads();
     work_();

@@ -24,9 +24,9 @@ void release_free_memory();
 // Threads for libtorch's intra-op pool (and OpenBLAS when libtorch uses it). n <= 0: all cores.
 void set_threads(int n);
 int get_threads();
-// Gives the calling thread the set_threads() team size. OpenMP's thread count is a per-thread
-// setting: a libuv pool thread that ran tensor work before (or never saw set_threads) keeps its
-// own, so every native job calls this first (bindings/worker.cc).
+// Gives the calling thread the set_threads() team size. MKL keeps its thread count per thread
+// (ATen re-applies only OpenMP's, lazily): a libuv pool thread kept every core for its fp32
+// matmuls whatever set_threads said, so every native job calls this first (bindings/worker.cc).
 void apply_threads();
 // The calling thread's own team sizes (what its tensor work uses now): libtorch's intra-op
 // (OpenMP) pool and the BLAS's (MKL or OpenBLAS; 0 when neither is loaded), which MKL keeps per thread.

@@ -3,13 +3,16 @@
 #include <torch/csrc/autograd/profiler_kineto.h>
 
 #include <cstdio>
+#include <set>
 
 namespace lorafit {
 
 StepProfile::StepProfile(std::string path) : path_(std::move(path)) {
   namespace prof = torch::autograd::profiler;
-  prof::prepareProfiler(prof::ProfilerConfig(prof::ProfilerState::KINETO, /*report_input_shapes=*/true), {torch::profiler::impl::ActivityType::CPU});
-  prof::enableProfiler(prof::ProfilerConfig(prof::ProfilerState::KINETO, /*report_input_shapes=*/true), {torch::profiler::impl::ActivityType::CPU});
+  const prof::ProfilerConfig config(prof::ProfilerState::KINETO, /*report_input_shapes=*/true);
+  const std::set<torch::profiler::impl::ActivityType> activities{torch::profiler::impl::ActivityType::CPU};
+  prof::prepareProfiler(config, activities);
+  prof::enableProfiler(config, activities);
 }
 
 StepProfile::~StepProfile() {
