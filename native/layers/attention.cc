@@ -2,11 +2,13 @@
 
 #include <torch/version.h>
 
+#include <algorithm>
 #include <map>
 #include <tuple>
 
 #include "layers/attention_mask.h"
 #include "layers/rotary.h"
+#include "layers/segment_attention.h"
 
 namespace lorafit {
 
@@ -111,6 +113,12 @@ at::Tensor Attention::attend_grouped_eager(const at::Tensor& q, const at::Tensor
 
 at::Tensor Attention::attend_segments(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                       const std::vector<int64_t>& segments) const {
+  const int64_t window = sliding_ ? window_ : 0;
+  const bool all_short = std::all_of(segments.begin(), segments.end(), [&](int64_t len) {
+    return eager_segment(q, len) && (window == 0 || len <= window);  // no window cuts into a segment
+  });
+  if (softcap_ <= 0 && all_short && segment_attention_supported(q))
+    return segment_attention(q, k, v, segments, scale_).transpose(1, 2);  // [1, T, H, D] -> [1, H, T, D]
   // split_with_sizes, not one narrow per segment: its backward is one cat, where narrows would
   // each materialise a zero-filled gradient of the whole row.
   std::vector<at::Tensor> qs = q.split_with_sizes(segments, 2), ks = k.split_with_sizes(segments, 2),
@@ -125,7 +133,6 @@ at::Tensor Attention::attend_segments(const at::Tensor& q, const at::Tensor& k, 
       outs.push_back(attend_grouped_eager(qs[i], ks[i], vs[i]));  // [1, H, len, D]
       continue;
     }
-    const int64_t window = sliding_ ? window_ : 0;
     // A causal segment needs no mask tensor unless a sliding window cuts into it (or the eager path runs).
     at::Tensor bias;
     if (!sdpa || (window > 0 && len > window)) bias = attention_bias({}, 1, len, 0, window, q.scalar_type(), q.device());
