@@ -1,6 +1,7 @@
 #include "lora_linear.h"
 
 #include "error.h"
+#include "lora_delta.h"
 
 namespace lorafit {
 
@@ -47,6 +48,10 @@ at::Tensor LoraLinear::forward(const at::Tensor& x, const ForwardContext& ctx) c
     }
     const auto dt = lora_compute_dtype(x.scalar_type(), a.A.scalar_type());
     at::Tensor h = lora_dropout(x.to(dt), a.dropout, ctx).reshape({-1, x.size(-1)});  // [N, in]
+    if (accumulate_in_place && y.scalar_type() == dt && add_lora_supported(y, h, {{a.A, a.B, a.scaling, 0}})) {
+      y = add_lora(y, h, {{a.A, a.B, a.scaling, 0}});  // the CPU kernels (lora_delta.h)
+      continue;
+    }
     at::Tensor down = at::mm(h, a.A.to(dt).t());                                      // [N, r]
     at::Tensor B = a.B.to(dt);                                                         // [out, r]
     if (y.scalar_type() == dt) {

@@ -2,6 +2,8 @@
 
 #include <optional>
 
+#include "lora_delta.h"
+
 namespace lorafit {
 
 ProjectionGroup ProjectionGroup::fuse(const std::vector<LoraLinear*>& members) {
@@ -76,6 +78,15 @@ std::vector<at::Tensor> ProjectionGroup::forward(const std::vector<const LoraLin
     for (const LoraLinear* m : members) outs.push_back(m->forward(x, ctx));
     return outs;
   }
+  at::Tensor y = joined_forward(members, x, ctx);  // [..., sum out]
+  std::vector<int64_t> sizes;
+  for (const LoraLinear* m : members) sizes.push_back(m->out_features());
+  for (at::Tensor& part : y.split_with_sizes(sizes, -1)) outs.push_back(part);  // [..., out_i] each
+  return outs;
+}
+
+at::Tensor ProjectionGroup::joined_forward(const std::vector<const LoraLinear*>& members, const at::Tensor& x,
+                                           const ForwardContext& ctx) const {
   const int64_t in = weight_.size(1);
   at::Tensor x2 = x.reshape({-1, in});                                                   // [N, in]
   at::Tensor y = bias_.defined() ? at::addmm(bias_, x2, weight_.t()) : at::mm(x2, weight_.t());  // [N, sum out]
@@ -97,6 +108,17 @@ std::vector<at::Tensor> ProjectionGroup::forward(const std::vector<const LoraLin
           if (!first) first = a;
         }
       if (!first) continue;
+      // The CPU kernels: each member's update into its own columns of y, no stacking needed.
+      std::vector<LoraMember> lora;
+      int64_t column = 0;
+      for (size_t i = 0; i < members.size(); ++i) {
+        if (present[i]) lora.push_back({present[i]->A, present[i]->B, present[i]->scaling, column});
+        column += members[i]->out_features();
+      }
+      if (y.scalar_type() == x2.scalar_type() && add_lora_supported(y, x2, lora)) {
+        y = add_lora(y, x2, lora);
+        continue;
+      }
       std::vector<at::Tensor> As, Bs;
       for (size_t i = 0; i < members.size(); ++i) {
         const LoraWeights* a = present[i];
@@ -117,15 +139,9 @@ std::vector<at::Tensor> ProjectionGroup::forward(const std::vector<const LoraLin
       y = y.scalar_type() == dt ? y.addmm_(down, B.t(), 1, alpha) : y + at::mm(down, B.t()) * alpha;
     }
   }
-  y = y.to(out_dtype);
-  std::vector<int64_t> sizes;
-  for (const LoraLinear* m : members) sizes.push_back(m->out_features());
   std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
-  for (at::Tensor& part : y.split_with_sizes(sizes, 1)) {  // [N, out_i] each
-    shape.back() = part.size(1);
-    outs.push_back(part.view(shape));  // [..., out_i]
-  }
-  return outs;
+  shape.back() = y.size(1);
+  return y.to(out_dtype).view(shape);  // [..., sum out]
 }
 
 }  // namespace lorafit

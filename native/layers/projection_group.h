@@ -1,8 +1,9 @@
 // Projections that read the same input (q/k/v, gate/up), computed together: one GEMM over their
-// concatenated frozen weights and, per adapter, one GEMM for their stacked LoRA A's and one for a
-// block-diagonal B. At SmolLM2's sizes (~200 tokens a step, rank 8) the rank-8 GEMMs run one by one
-// cost about as much as the frozen ones (a torch profile of HF + PEFT by shape), so fewer, larger
-// matmuls pay. LoRA stays per projection, under PEFT's names: only the arithmetic is grouped.
+// concatenated frozen weights. LoRA stays per projection, under PEFT's names: on the CPU each
+// member's update goes into its columns of that output through lorafit's kernels (lora_delta.h);
+// elsewhere, per adapter, one GEMM for the stacked A's and one for a block-diagonal B, since at
+// SmolLM2's sizes (~200 tokens a step, rank 8) rank-8 GEMMs one by one cost about as much as the
+// frozen ones (a torch profile of HF + PEFT by shape).
 #pragma once
 #include <ATen/ATen.h>
 
@@ -27,6 +28,10 @@ class ProjectionGroup {
   // full-parameter training), DoRA, or LoRA dropout while training.
   std::vector<at::Tensor> forward(const std::vector<const LoraLinear*>& members, const at::Tensor& x,
                                   const ForwardContext& ctx) const;
+
+  // The grouped path's output before the split: x: [..., in] -> [..., sum out_i], the members'
+  // columns side by side. Only where grouped() holds.
+  at::Tensor joined_forward(const std::vector<const LoraLinear*>& members, const at::Tensor& x, const ForwardContext& ctx) const;
 
   // Whether forward would take the grouped path.
   bool grouped(const std::vector<const LoraLinear*>& members, const ForwardContext& ctx) const;

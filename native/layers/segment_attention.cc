@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "error.h"
+#include "vec16.h"  // LORAFIT_VECTOR_CLONES, LORAFIT_INLINE
 
 namespace lorafit {
 
@@ -18,16 +19,6 @@ namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-// The inner loops are cloned for AVX-512 and AVX2+FMA and picked at load time (the addon is built
-// for plain x86-64, whose SSE2 loops run at a third of the speed here); elsewhere they compile once.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define LORAFIT_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define LORAFIT_VECTOR_CLONES
-#endif
-
-#define LORAFIT_INLINE __attribute__((always_inline)) inline
 
 constexpr int64_t kBlock = 32;  // score columns per register block
 int64_t padded(int64_t n) { return (n + kBlock - 1) / kBlock * kBlock; }
