@@ -4,9 +4,9 @@
 namespace lorafit {
 
 // The skinny products of LoRA on the CPU (one side is the rank r <= 64), fp32 accumulation.
-// at::mm's fixed cost per call (oneDNN's primitive lookup with cold caches, its thread team) is
-// 3-5x the arithmetic at these sizes: ~250 us for a [310, 576] x [576, 8] product inside a
-// training step, against ~50 us in a loop of the same call.
+// at::mm's fixed cost per call (oneDNN's per-call path with cold caches) is 3-5x the arithmetic
+// at these sizes: ~280 us for a [310, 576] x [576, 8] bf16 product inside a training step, 60-75
+// us in a tight loop of the same call (bench/mm-cold-probe.py, bench/README.md session 8).
 //
 // Operands are 2-D CPU tensors with dense rows (stride(1) == 1); "T" is fp32 or bf16.
 

@@ -12,19 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LoraAdapter } from '../../lib/lora/lora-adapter.js';
 import { Model } from '../../lib/model/model.js';
 import { collate, collatePaddingFree, type Example } from '../../lib/train/batches.js';
+import { mulberry32 as random } from '../../lib/util/random.js';
 import { smollm2Gguf } from '../gguf/reference.js';
-
-// Deterministic pseudo-random numbers (mulberry32)
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Three examples of different lengths (one longer than a 32-column register block, one shorter
 // than 16), token ids from the vocabulary, every token trained on.
