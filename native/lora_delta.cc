@@ -2,10 +2,9 @@
 
 #include <torch/csrc/autograd/custom_function.h>
 
-#include <cstdlib>
-#include <cstring>
 
 #include "error.h"
+#include "runtime.h"
 #include "small_gemm.h"
 
 namespace lorafit {
@@ -81,8 +80,7 @@ struct LoraDelta : torch::autograd::Function<LoraDelta> {
 }  // namespace
 
 bool add_lora_supported(const at::Tensor& y, const at::Tensor& x, const std::vector<LoraMember>& members) {
-  const char* e = std::getenv("LORAFIT_LORA_KERNELS");
-  if (e && std::strcmp(e, "0") == 0) return false;
+  if (switched_off("LORAFIT_LORA_KERNELS")) return false;
   if (members.size() > kMaxLoraMembers || !small_gemm_supported(y) || x.scalar_type() != y.scalar_type() || !x.is_cpu() ||
       y.dim() != 2 || x.dim() != 2 || y.stride(1) != 1)
     return false;

@@ -33,11 +33,16 @@ AllocatorSettings& allocator_settings() {
 }
 }  // namespace
 
+bool switched_off(const char* name) {
+  const char* v = std::getenv(name);
+  return v && std::string(v) == "0";
+}
+
 void configure_allocator() {
   // MALLOC_ARENA_MAX and LORAFIT_MALLOC_TRIM=0 in the environment win; set_allocator() changes both later.
   if (const char* v = std::getenv("MALLOC_ARENA_MAX")) allocator_settings().arena_max = std::atoi(v);
   else set_allocator(1, allocator_settings().trim);
-  if (const char* v = std::getenv("LORAFIT_MALLOC_TRIM"); v && std::string(v) == "0") allocator_settings().trim = false;
+  if (switched_off("LORAFIT_MALLOC_TRIM")) allocator_settings().trim = false;
 }
 
 void set_allocator(int arena_max, bool trim) {

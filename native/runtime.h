@@ -15,7 +15,11 @@ void configure_allocator();
 // Process settings of the allocator (lib: configureProcess): arena_max > 0 sets glibc's
 // M_ARENA_MAX (0 leaves it); trim: release_free_memory() returns free pages after each step.
 void set_allocator(int arena_max, bool trim);
-int allocator_arena_max();  // 0: glibc's default
+int allocator_arena_max();
+// True when the environment variable `name` is "0": the off switch of an optional CPU kernel
+// (LORAFIT_SEGMENT_ATTENTION, LORAFIT_LORA_KERNELS, LORAFIT_SWIGLU_KERNEL, LORAFIT_ADAMW_KERNEL) or
+// of LORAFIT_MALLOC_TRIM. Callers read it at each use, so that a test can compare both paths in one process.
+bool switched_off(const char* name);  // 0: glibc's default
 bool allocator_trim();
 // Returns the allocator's free pages to the OS (glibc malloc_trim) when allocator_trim(): called
 // after each training step and evaluation, whose activations are freed all at once.

@@ -6,11 +6,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
 #include <limits>
 
 #include "error.h"
+#include "runtime.h"
 #include "vec16.h"  // LORAFIT_VECTOR_CLONES, LORAFIT_INLINE
 
 namespace lorafit {
@@ -293,9 +292,7 @@ struct SegmentAttention : torch::autograd::Function<SegmentAttention> {
 }  // namespace
 
 bool segment_attention_supported(const at::Tensor& q) {
-  // Read at each call (once a layer), so that a test can compare both paths in one process.
-  const char* e = std::getenv("LORAFIT_SEGMENT_ATTENTION");
-  const bool enabled = !(e && std::strcmp(e, "0") == 0);
+  const bool enabled = !switched_off("LORAFIT_SEGMENT_ATTENTION");
   const auto t = q.scalar_type();
   return enabled && q.is_cpu() && (t == at::kFloat || t == at::kBFloat16 || t == at::kHalf) && q.dim() == 4 &&
          forward_kernel(q.size(3)) != nullptr;

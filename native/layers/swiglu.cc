@@ -4,9 +4,8 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
 
+#include "runtime.h"
 #include "vec16.h"
 
 namespace lorafit {
@@ -103,8 +102,7 @@ struct SwiGlu : torch::autograd::Function<SwiGlu> {
 }  // namespace
 
 bool swiglu_supported(const at::Tensor& gate_up) {
-  const char* e = std::getenv("LORAFIT_SWIGLU_KERNEL");  // read at each call, so a test can compare both paths
-  if (e && std::strcmp(e, "0") == 0) return false;
+  if (switched_off("LORAFIT_SWIGLU_KERNEL")) return false;
   const auto t = gate_up.scalar_type();
   return gate_up.is_cpu() && (t == at::kFloat || t == at::kBFloat16) && gate_up.dim() >= 1 && gate_up.size(-1) % 2 == 0;
 }
