@@ -37,14 +37,19 @@ export function linearGflop(c: ShapeConfig, lengths: number[], labelled: number,
   return (4 * pLin * tokens + 4 * c.vocabSize * H * labelled + 6 * rank * lora * tokens) / 1e9;
 }
 
-/** GFLOP/s of the best of `reps` 2048^3 matmuls in fp32 and bf16, through the addon (libtorch, this process's threads). */
-export async function matmulPeaks(n = 2048, reps = 5): Promise<{ float32: number; bfloat16: number }> {
-  const out = { float32: 0, bfloat16: 0 };
-  for (const d of ['float32', 'bfloat16'] as const) {
-    const secs = await native().benchMatmul(n, d, reps, 'cpu');
-    out[d] = Math.round((2 * n ** 3) / Math.min(...secs) / 1e8) / 10;
-  }
-  return out;
+/**
+ * GFLOP/s of the best of `reps` 2048^3 matmuls through the addon (this process's threads):
+ * float32 and bfloat16 as lorafit's frozen weights compute them (fp32: oneDNN, native/cpu_matmul.h),
+ * float32_at_mm through at::mm (MKL), what PyTorch code such as HF's gets. Before session 9
+ * (2026-12-04) float32 was at::mm's.
+ */
+export async function matmulPeaks(n = 2048, reps = 5): Promise<{ float32: number; bfloat16: number; float32_at_mm: number }> {
+  const gflops = (secs: number[]) => Math.round((2 * n ** 3) / Math.min(...secs) / 1e8) / 10;
+  return {
+    float32: gflops(await native().benchMatmul(n, 'float32', reps, 'cpu', true)),
+    bfloat16: gflops(await native().benchMatmul(n, 'bfloat16', reps, 'cpu', true)),
+    float32_at_mm: gflops(await native().benchMatmul(n, 'float32', reps, 'cpu', false)),
+  };
 }
 
 /** /proc/loadavg's 1, 5 and 15 minute load averages. */

@@ -1,11 +1,12 @@
 // The time one profiled training step spent in the linear layers' matmuls, from the libtorch
 // chrome trace that LORAFIT_PROFILE_STEP=N LORAFIT_PROFILE_FILE=F writes (native/train_state.cc):
-// aten::mm, aten::addmm and aten::addmm_ events (frozen projections, lm_head and LoRA, forward
-// and backward; attention runs as bmm/baddbmm/SDPA and is not among them). An event nested in
+// aten::mm, aten::addmm, aten::addmm_ and lorafit::onednn_mm (native/cpu_matmul.cc) events
+// (frozen projections, lm_head and LoRA, forward and backward; attention runs as bmm/baddbmm/SDPA
+// or lorafit's kernel and is not among them). An event nested in
 // another counted one is not added again.
 import { readFileSync } from 'node:fs';
 
-const LINEAR_OPS = new Set(['aten::mm', 'aten::addmm', 'aten::addmm_']);
+const LINEAR_OPS = new Set(['aten::mm', 'aten::addmm', 'aten::addmm_', 'lorafit::onednn_mm']);
 
 type TraceEvent = { name: string; ph?: string; ts: number; dur: number; tid?: number | string };
 

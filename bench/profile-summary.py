@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Sums a libtorch chrome trace (LORAFIT_PROFILE_STEP=N LORAFIT_PROFILE_FILE=trace.json) by op:
 self time (an op's time minus the ops it called) and call count, the largest first. With --shapes,
-ops are keyed by name and input shapes, and 2-D matmuls (aten::mm/addmm) get their GFLOP/s.
+ops are keyed by name and input shapes, and 2-D matmuls (aten::mm/addmm, and lorafit::onednn_mm,
+the fp32 frozen GEMMs of native/cpu_matmul.cc) get their GFLOP/s.
 
   python3 bench/profile-summary.py trace.json [--top 20] [--shapes]
 """
@@ -44,14 +45,14 @@ def main():
 
 
 def matmul_flop(e):
-    """2 m k n for aten::mm [m, k] x [k, n] and aten::addmm (bias, [m, k], [k, n]); else 0."""
+    """2 m k n for aten::mm and lorafit::onednn_mm [m, k] x [k, n] and aten::addmm (bias, [m, k], [k, n]); else 0."""
     dims = e.get("args", {}).get("Input Dims") or []
     if e["name"] == "aten::addmm" or e["name"] == "aten::addmm_":
         dims = dims[1:3]
-    elif e["name"] != "aten::mm":
+    elif e["name"] not in ("aten::mm", "lorafit::onednn_mm"):
         return 0
-    if len(dims) == 2 and len(dims[0]) == 2 and len(dims[1]) == 2:
-        (m, k), (_, n) = dims
+    if len(dims) >= 2 and len(dims[0]) == 2 and len(dims[1]) == 2:
+        (m, k), (_, n) = dims[:2]
         return 2 * m * k * n
     return 0
 

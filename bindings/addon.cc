@@ -34,10 +34,14 @@ Napi::Value BenchMatmul(const Napi::CallbackInfo& info) {
   const int64_t n = info[0].As<Napi::Number>().Int64Value();
   const std::string dtype = info[1].As<Napi::String>().Utf8Value();
   const int reps = info[2].As<Napi::Number>().Int32Value();
-  const std::string device = ArgString(info, 3, "benchMatmul(n, dtype, reps, device)");
+  const std::string device = ArgString(info, 3, "benchMatmul(n, dtype, reps, device, lorafitPath)");
+  const bool lorafit_path = info.Length() > 4 && info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value();
   auto out = std::make_shared<std::vector<double>>();
   return PromiseWorker::Start(
-      env, [n, dtype, reps, device, out] { *out = lorafit::time_matmul(n, lorafit::parse_dtype(dtype), lorafit::parse_device(device), reps); },
+      env,
+      [n, dtype, reps, device, lorafit_path, out] {
+        *out = lorafit::time_matmul(n, lorafit::parse_dtype(dtype), lorafit::parse_device(device), reps, lorafit_path);
+      },
       [out](Napi::Env env) -> Napi::Value {
         Napi::Array a = Napi::Array::New(env, out->size());
         for (size_t i = 0; i < out->size(); ++i) a.Set(static_cast<uint32_t>(i), Napi::Number::New(env, (*out)[i]));

@@ -11,6 +11,7 @@
 #include <cmath>
 
 #include "bnb_format.h"
+#include "cpu_matmul.h"
 #include "error.h"
 #include "layers/attention_mask.h"
 #include "layers/checkpoint.h"
@@ -216,7 +217,7 @@ at::Tensor CausalLM::hidden_rows(const at::Tensor& input_ids, const ForwardOptio
 at::Tensor CausalLM::logits(const at::Tensor& hidden) const { return logits(hidden, context()); }
 
 at::Tensor CausalLM::logits(const at::Tensor& hidden, const ForwardContext& ctx) const {
-  at::Tensor out = at::linear(hidden, lm_head_weight(ctx.active_adapters));
+  at::Tensor out = frozen_linear(hidden, lm_head_weight(ctx.active_adapters), {});
   if (config_.final_logit_softcapping > 0) {
     const double cap = config_.final_logit_softcapping;
     out = at::tanh(out / cap) * cap;

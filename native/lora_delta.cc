@@ -2,7 +2,6 @@
 
 #include <torch/csrc/autograd/custom_function.h>
 
-
 #include "error.h"
 #include "runtime.h"
 #include "small_gemm.h"
@@ -30,13 +29,14 @@ struct LoraDelta : torch::autograd::Function<LoraDelta> {
     const at::Tensor* Bs[] = {&B0, &B1, &B2};
     std::vector<at::Tensor> saved = {x};
     for (size_t i = 0; i < kMaxLoraMembers; ++i) {
-      at::Tensor down;
+      at::Tensor down, Bt;
       if (As[i]->numel() > 0) {
         down = rows_dot_rows(x, *As[i], 1.0);                                        // [N, r]
-        at::Tensor cols = y.narrow(1, columns[i], Bs[i]->size(0));                    // [N, out_i], rows of y
-        add_small_k(cols, down, Bs[i]->t().contiguous(), scalings[i], /*accumulate=*/true);
+        Bt = Bs[i]->t().contiguous();                                                // [r, out_i], both passes read it so
+        at::Tensor cols = y.narrow(1, columns[i], Bt.size(1));                        // [N, out_i], rows of y
+        add_small_k(cols, down, Bt, scalings[i], /*accumulate=*/true);
       }
-      saved.insert(saved.end(), {*As[i], *Bs[i], down});
+      saved.insert(saved.end(), {*As[i], Bt, down});
     }
     ctx->save_for_backward(saved);
     ctx->saved_data["scalings"] = scalings;
@@ -58,10 +58,10 @@ struct LoraDelta : torch::autograd::Function<LoraDelta> {
     variable_list grads(kFirstWeight + 2 * kMaxLoraMembers);
     grads[0] = g;
     for (size_t i = 0; i < kMaxLoraMembers; ++i) {
-      const at::Tensor &A = saved[1 + 3 * i], &B = saved[2 + 3 * i], &down = saved[3 + 3 * i];
+      const at::Tensor &A = saved[1 + 3 * i], &Bt = saved[2 + 3 * i], &down = saved[3 + 3 * i];
       if (!down.defined()) continue;
-      const at::Tensor gi = g.narrow(1, columns[i], B.size(0));          // [N, out_i]
-      const at::Tensor d_down = rows_dot_rows(gi, B.t().contiguous(), scalings[i]);  // [N, r]
+      const at::Tensor gi = g.narrow(1, columns[i], Bt.size(1));          // [N, out_i]
+      const at::Tensor d_down = rows_dot_rows(gi, Bt, scalings[i]);      // [N, r] = g_i B_i
       if (ctx->needs_input_grad(kFirstWeight + 2 * i)) grads[kFirstWeight + 2 * i] = transposed_times(d_down, x, 1.0);  // [r, in]
       if (ctx->needs_input_grad(kFirstWeight + 2 * i + 1))
         grads[kFirstWeight + 2 * i + 1] = transposed_times(down, gi, scalings[i]).t().contiguous();  // [out, r]

@@ -1,5 +1,6 @@
 #include "lora_linear.h"
 
+#include "cpu_matmul.h"
 #include "error.h"
 #include "lora_delta.h"
 
@@ -21,7 +22,7 @@ at::Tensor lora_dropout(const at::Tensor& h, double p, const ForwardContext& ctx
 }
 
 at::Tensor LoraLinear::base_forward(const at::Tensor& x) const {
-  if (!is_quantized()) return at::linear(x, weight_, bias_);
+  if (!is_quantized()) return frozen_linear(x, weight_, bias_);
   at::Tensor y = quantized_linear(x, *quant_);  // dequantized on the fly, not kept (quant_linear.h)
   return bias_.defined() ? y + bias_ : y;
 }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <mutex>
 
+#include "cpu_matmul.h"
 #include "error.h"
 
 namespace lorafit {
@@ -64,7 +65,7 @@ struct LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy>
       at::Tensor hc = h.narrow(0, start, len);                    // [C, H]
       at::Tensor tc = targets.narrow(0, start, len).unsqueeze(1); // [C, 1]
       at::Tensor z = z_buf.narrow(0, 0, len);
-      at::mm_out(z, hc, weight.t());                              // [C, V] model dtype, as HF's lm_head
+      frozen_mm_out(z, hc, weight.t());                           // [C, V] model dtype, as HF's lm_head
       at::Tensor capped;
       if (softcap > 0) {
         capped = at::tanh(z / softcap);                           // HF caps in the model dtype
@@ -82,7 +83,7 @@ struct LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy>
       at::Tensor dzc = z.copy_(dz);                               // back to the model dtype, in z's buffer
       if (need_grad_h) {
         at::Tensor gh = grad_h.narrow(0, start, len);
-        at::mm_out(gh, dzc, weight);                              // [C, H]
+        frozen_mm_out(gh, dzc, weight);                           // [C, H]
       }
       if (need_grad_w) grad_w.add_(at::matmul(dzc.t(), hc).to(at::kFloat));  // [V, H]
     }

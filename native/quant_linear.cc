@@ -4,6 +4,8 @@
 
 #include <ATen/core/grad_mode.h>
 
+#include "cpu_matmul.h"
+
 namespace lorafit {
 
 const char* quant_kind_name(QuantKind k) {
@@ -39,14 +41,14 @@ struct QuantLinearFn : public torch::autograd::Function<QuantLinearFn> {
   static at::Tensor forward(AutogradContext* ac, const at::Tensor& x, const QuantizedWeight* w) {
     ac->saved_data["w"] = reinterpret_cast<int64_t>(w);
     at::Tensor dense = w->dequantize(x.scalar_type());  // [out, in], freed on return
-    return at::linear(x, dense);
+    return frozen_linear(x, dense, {});
   }
 
   static variable_list backward(AutogradContext* ac, variable_list grads) {
     const auto* w = reinterpret_cast<const QuantizedWeight*>(ac->saved_data["w"].toInt());
     const at::Tensor& gy = grads[0];                     // [..., out]
     at::Tensor dense = w->dequantize(gy.scalar_type());  // [out, in]
-    return {at::matmul(gy, dense), at::Tensor()};        // grad_x [..., in]; none for the weight
+    return {rows_times(gy, dense), at::Tensor()};        // grad_x [..., in]; none for the weight
   }
 };
 
@@ -55,7 +57,7 @@ struct QuantLinearFn : public torch::autograd::Function<QuantLinearFn> {
 at::Tensor quantized_linear(const at::Tensor& x, const QuantizedWeight& w) {
   if (!at::GradMode::is_enabled() || !x.requires_grad()) {
     at::Tensor dense = w.dequantize(x.scalar_type());
-    return at::linear(x, dense);
+    return frozen_linear(x, dense, {});
   }
   return QuantLinearFn::apply(x, &w);
 }

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "cpu_matmul.h"
 #include "error.h"
 
 #ifndef LORAFIT_TORCH_LIBDIR
@@ -171,7 +172,7 @@ std::string torch_version() {
   return std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." + std::to_string(TORCH_VERSION_PATCH);
 }
 
-std::vector<double> time_matmul(int64_t n, at::ScalarType dtype, at::Device device, int reps) {
+std::vector<double> time_matmul(int64_t n, at::ScalarType dtype, at::Device device, int reps, bool lorafit_path) {
   if (n < 1 || n > 16384 || reps < 1) throw Error("E_OPTION", "time_matmul: n must be 1..16384 and reps >= 1");
   auto opts = at::TensorOptions().dtype(dtype).device(device);
   at::Tensor a = at::randn({n, n}, opts.dtype(at::kFloat)).to(dtype), b = at::randn({n, n}, opts.dtype(at::kFloat)).to(dtype);
@@ -180,7 +181,8 @@ std::vector<double> time_matmul(int64_t n, at::ScalarType dtype, at::Device devi
   for (int i = 0; i <= reps; ++i) {
     if (!device.is_cpu()) c.sum().item<double>();  // synchronise
     auto t0 = std::chrono::steady_clock::now();
-    at::mm_out(c, a, b);
+    if (lorafit_path) frozen_mm_out(c, a, b);
+    else at::mm_out(c, a, b);
     if (!device.is_cpu()) c.sum().item<double>();
     auto t1 = std::chrono::steady_clock::now();
     if (i > 0) out.push_back(std::chrono::duration<double>(t1 - t0).count());

@@ -47,6 +47,8 @@ at::ScalarType parse_dtype(const std::string& name);
 std::string torch_version();
 // Benchmarks only: seconds of each of `reps` n x n x n matmuls (C = A B, preallocated output) in
 // `dtype` on `device`, after one untimed run. 2 n^3 / seconds is the achieved FLOP rate.
-std::vector<double> time_matmul(int64_t n, at::ScalarType dtype, at::Device device, int reps);
+// lorafit_path: through frozen_mm_out (oneDNN for fp32 on the CPU, cpu_matmul.h), the GEMM of
+// lorafit's frozen weights; else at::mm_out (MKL for fp32 on the CPU), what PyTorch code gets.
+std::vector<double> time_matmul(int64_t n, at::ScalarType dtype, at::Device device, int reps, bool lorafit_path = false);
 
 }  // namespace lorafit

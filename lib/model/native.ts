@@ -232,7 +232,8 @@ export interface NativeAddon {
   getThreads(): number;
   cudaAvailable(): boolean;
   /** Benchmarks only: seconds of each of `reps` n x n x n matmuls in `dtype` (after one untimed run). */
-  benchMatmul(n: number, dtype: string, reps: number, device: string): Promise<number[]>;
+  /** lorafitPath: the frozen weights' GEMM (oneDNN for fp32 CPU); else at::mm. */
+  benchMatmul(n: number, dtype: string, reps: number, device: string, lorafitPath?: boolean): Promise<number[]>;
   /** The thread counts a native job sees on the libuv pool thread it runs on (blas 0: no MKL/OpenBLAS). */
   workerThreads(): Promise<{ intraOp: number; blas: number }>;
   torchVersion: string;

@@ -2,6 +2,7 @@
 
 #include <optional>
 
+#include "cpu_matmul.h"
 #include "lora_delta.h"
 
 namespace lorafit {
@@ -89,7 +90,7 @@ at::Tensor ProjectionGroup::joined_forward(const std::vector<const LoraLinear*>&
                                            const ForwardContext& ctx) const {
   const int64_t in = weight_.size(1);
   at::Tensor x2 = x.reshape({-1, in});                                                   // [N, in]
-  at::Tensor y = bias_.defined() ? at::addmm(bias_, x2, weight_.t()) : at::mm(x2, weight_.t());  // [N, sum out]
+  at::Tensor y = frozen_linear(x2, weight_, bias_);  // [N, sum out]
   const auto out_dtype = y.scalar_type();
   if (ctx.active_adapters) {
     for (const auto& name : *ctx.active_adapters) {

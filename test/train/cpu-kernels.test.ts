@@ -5,7 +5,7 @@
 //   test/gguf/smollm2-model.test.ts);
 // - in bf16, each kernel (attention, LoRA update, SwiGLU) against the at::mm / ATen form it
 //   replaces (its debugging switch off), both against the fp32 model: the kernel must be at least
-//   as close; in fp32, the SwiGLU kernel against the ATen form.
+//   as close; in fp32, the SwiGLU kernel and the oneDNN frozen GEMMs against the ATen forms.
 // (The LoRA kernels, native/lora_delta.cc, also run in every fp32 PEFT comparison of test/interop.)
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -92,19 +92,32 @@ describe('CPU kernels on SmolLM2-135M (head_dim 64, grouped-query heads)', () =>
     expect(diff / scale).toBeLessThan(1e-5);
   });
 
-  it('fp32: the SwiGLU kernel gives the loss and LoRA gradients of the ATen silu * up form (1e-5)', async () => {
-    const kernel = await lossAndGrads(fp32, fp32Adapter, true);
-    process.env.LORAFIT_SWIGLU_KERNEL = '0';
-    let aten: typeof kernel;
-    try {
-      aten = await lossAndGrads(fp32, fp32Adapter, true);
-    } finally {
-      delete process.env.LORAFIT_SWIGLU_KERNEL;
-    }
-    expect(Math.abs(kernel.loss - aten.loss)).toBeLessThan(1e-5);
-    const { diff, scale } = gradError(kernel.grads, aten.grads);
-    expect(diff / scale).toBeLessThan(1e-5);
-  });
+  // In fp32 the kernels change only the order of the sums: within 1e-5 of the form they replace.
+  for (const [name, knob] of [
+    ['the SwiGLU kernel', 'LORAFIT_SWIGLU_KERNEL'],
+    ['the oneDNN path of the frozen GEMMs (native/cpu_matmul.cc)', 'LORAFIT_ONEDNN_FP32'],
+  ] as const) {
+    it(`fp32: ${name} gives the loss, logits and LoRA gradients of the ATen form (1e-5)`, async () => {
+      const mb = collatePaddingFree(examples());
+      const ids = mb.inputIds as { data: Int32Array; shape: [number, number] };
+      const run = async () => ({ ...(await lossAndGrads(fp32, fp32Adapter, true)), logits: (await fp32.forward(ids, { segmentLengths: mb.segmentLengths })).logits });
+      const kernel = await run();
+      process.env[knob] = '0';
+      let aten: typeof kernel;
+      try {
+        aten = await run();
+      } finally {
+        delete process.env[knob];
+      }
+      expect(kernel.logits).not.toEqual(aten.logits); // two paths ran (sums in another order)
+      let worst = 0;
+      for (let i = 0; i < aten.logits.length; i++) worst = Math.max(worst, Math.abs(kernel.logits[i] - aten.logits[i]));
+      expect(worst).toBeLessThan(1e-3);  // logits of magnitude ~10-30
+      expect(Math.abs(kernel.loss - aten.loss)).toBeLessThan(1e-5);
+      const { diff, scale } = gradError(kernel.grads, aten.grads);
+      expect(diff / scale).toBeLessThan(1e-5);
+    });
+  }
 
   // differs: the kernel computes in fp32 what the form it replaces rounds to bf16 (so the outputs
   // differ); the SwiGLU kernel rounds where transformers does.
