@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "cpu_matmul.h"
+#include "cross_entropy_rows.h"
 #include "error.h"
 
 namespace lorafit {
@@ -56,37 +57,49 @@ struct LinearCrossEntropy : public torch::autograd::Function<LinearCrossEntropy>
     ChunkBuffers own;
     ChunkBuffers& bufs = shared.owns_lock() ? g_buffers : own;
     at::Tensor z_buf = chunk_view(bufs.logits, rows, vocab, h.options());          // [C, V] model dtype
-    const bool upcast = h.scalar_type() != at::kFloat;  // fp32 models need no upcast copy
+    // The loss and dz of a chunk in one CPU kernel (cross_entropy_rows.h) where it applies; else
+    // ATen's passes below, over two fp32 buffers of the chunk's size.
+    const bool fused = softcap <= 0 && cross_entropy_rows_supported(z_buf);
+    const bool upcast = !fused && h.scalar_type() != at::kFloat;  // fp32 models need no upcast copy
     at::Tensor zf_buf = upcast ? chunk_view(bufs.upcast, rows, vocab, h.options().dtype(at::kFloat)) : at::Tensor();  // [C, V] upcast logits
-    at::Tensor lp_buf = chunk_view(bufs.log_probs, rows, vocab, h.options().dtype(at::kFloat));  // [C, V] log-probs, then dz
-    at::Tensor minus_one = at::full({rows, 1}, -1.0f, lp_buf.options());
+    at::Tensor lp_buf = fused ? at::Tensor() : chunk_view(bufs.log_probs, rows, vocab, h.options().dtype(at::kFloat));  // [C, V] log-probs, then dz
+    at::Tensor minus_one = fused ? at::Tensor() : at::full({rows, 1}, -1.0f, lp_buf.options());
+    double fused_total = 0;
     for (int64_t start = 0; start < n; start += step) {
       const int64_t len = std::min(step, n - start);
       at::Tensor hc = h.narrow(0, start, len);                    // [C, H]
-      at::Tensor tc = targets.narrow(0, start, len).unsqueeze(1); // [C, 1]
       at::Tensor z = z_buf.narrow(0, 0, len);
       frozen_mm_out(z, hc, weight.t());                           // [C, V] model dtype, as HF's lm_head
-      at::Tensor capped;
-      if (softcap > 0) {
-        capped = at::tanh(z / softcap);                           // HF caps in the model dtype
-        z.copy_(capped * softcap);
+      at::Tensor dzc;                                             // d(sum CE)/dz in the model dtype, in z's buffer
+      if (fused) {
+        fused_total += cross_entropy_rows(z, targets.narrow(0, start, len), need_grad_h || need_grad_w);
+        if (!need_grad_h && !need_grad_w) continue;
+        dzc = z;
+      } else {
+        at::Tensor tc = targets.narrow(0, start, len).unsqueeze(1); // [C, 1]
+        at::Tensor capped;
+        if (softcap > 0) {
+          capped = at::tanh(z / softcap);                           // HF caps in the model dtype
+          z.copy_(capped * softcap);
+        }
+        at::Tensor zf = upcast ? zf_buf.narrow(0, 0, len).copy_(z) : z;  // the loss upcasts, as HF's loss does
+        at::Tensor lp = lp_buf.narrow(0, 0, len);
+        at::_log_softmax_out(lp, zf, 1, false);                     // [C, V] one fused row-wise kernel
+        total -= lp.gather(1, tc).sum();
+        if (!need_grad_h && !need_grad_w) continue;
+        // d(sum CE)/dz = softmax(z) - onehot(target), in place over the log-probs
+        at::Tensor dz = lp.exp_();
+        dz.scatter_add_(1, tc, minus_one.narrow(0, 0, len));
+        if (softcap > 0) dz.mul_(1 - capped.to(at::kFloat).pow(2));
+        dzc = z.copy_(dz);
       }
-      at::Tensor zf = upcast ? zf_buf.narrow(0, 0, len).copy_(z) : z;  // the loss upcasts, as HF's loss does
-      at::Tensor lp = lp_buf.narrow(0, 0, len);
-      at::_log_softmax_out(lp, zf, 1, false);                     // [C, V] one fused row-wise kernel
-      total -= lp.gather(1, tc).sum();
-      if (!need_grad_h && !need_grad_w) continue;
-      // d(sum CE)/dz = softmax(z) - onehot(target), in place over the log-probs
-      at::Tensor dz = lp.exp_();
-      dz.scatter_add_(1, tc, minus_one.narrow(0, 0, len));
-      if (softcap > 0) dz.mul_(1 - capped.to(at::kFloat).pow(2));
-      at::Tensor dzc = z.copy_(dz);                               // back to the model dtype, in z's buffer
       if (need_grad_h) {
         at::Tensor gh = grad_h.narrow(0, start, len);
         frozen_mm_out(gh, dzc, weight);                           // [C, H]
       }
       if (need_grad_w) grad_w.add_(at::matmul(dzc.t(), hc).to(at::kFloat));  // [V, H]
     }
+    if (fused) total.fill_(fused_total);
     ctx->saved_data["grad_h"] = grad_h;
     ctx->saved_data["grad_w"] = grad_w;
     ctx->saved_data["w_dtype"] = weight.scalar_type();

@@ -3,9 +3,10 @@
 // - the fused segment attention (native/layers/segment_attention.cc) of padding-free rows, against
 //   the padded batch of the same examples, which runs SDPA (checked against transformers in
 //   test/gguf/smollm2-model.test.ts);
-// - in bf16, each kernel (attention, LoRA update, SwiGLU) against the at::mm / ATen form it
+// - in bf16, each kernel (attention, LoRA update, SwiGLU, cross-entropy) against the at::mm / ATen form it
 //   replaces (its debugging switch off), both against the fp32 model: the kernel must be at least
-//   as close; in fp32, the SwiGLU kernel and the oneDNN frozen GEMMs against the ATen forms.
+//   as close; in fp32, the SwiGLU and cross-entropy kernels and the oneDNN frozen GEMMs against
+//   the ATen forms.
 // (The LoRA kernels, native/lora_delta.cc, also run in every fp32 PEFT comparison of test/interop.)
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -93,9 +94,11 @@ describe('CPU kernels on SmolLM2-135M (head_dim 64, grouped-query heads)', () =>
   });
 
   // In fp32 the kernels change only the order of the sums: within 1e-5 of the form they replace.
-  for (const [name, knob] of [
-    ['the SwiGLU kernel', 'LORAFIT_SWIGLU_KERNEL'],
-    ['the oneDNN path of the frozen GEMMs (native/cpu_matmul.cc)', 'LORAFIT_ONEDNN_FP32'],
+  // logitsThrough: whether the forward's logits go through it (else the gradients show that two paths ran).
+  for (const [name, knob, logitsThrough] of [
+    ['the SwiGLU kernel', 'LORAFIT_SWIGLU_KERNEL', true],
+    ['the oneDNN path of the frozen GEMMs (native/cpu_matmul.cc)', 'LORAFIT_ONEDNN_FP32', true],
+    ['the cross-entropy kernel (native/cross_entropy_rows.cc)', 'LORAFIT_CE_KERNEL', false],
   ] as const) {
     it(`fp32: ${name} gives the loss, logits and LoRA gradients of the ATen form (1e-5)`, async () => {
       const mb = collatePaddingFree(examples());
@@ -109,7 +112,9 @@ describe('CPU kernels on SmolLM2-135M (head_dim 64, grouped-query heads)', () =>
       } finally {
         delete process.env[knob];
       }
-      expect(kernel.logits).not.toEqual(aten.logits); // two paths ran (sums in another order)
+      // two paths ran (sums in another order)
+      if (logitsThrough) expect(kernel.logits).not.toEqual(aten.logits);
+      else expect(gradError(kernel.grads, aten.grads).diff).toBeGreaterThan(0);
       let worst = 0;
       for (let i = 0; i < aten.logits.length; i++) worst = Math.max(worst, Math.abs(kernel.logits[i] - aten.logits[i]));
       expect(worst).toBeLessThan(1e-3);  // logits of magnitude ~10-30
@@ -125,6 +130,7 @@ describe('CPU kernels on SmolLM2-135M (head_dim 64, grouped-query heads)', () =>
     ['segment attention', 'LORAFIT_SEGMENT_ATTENTION', true],
     ['LoRA update', 'LORAFIT_LORA_KERNELS', true],
     ['SwiGLU', 'LORAFIT_SWIGLU_KERNEL', false],
+    ['cross-entropy', 'LORAFIT_CE_KERNEL', false],
   ] as const) {
     it(`bf16: the ${kernelName} kernel is at least as close to the fp32 model as the form it replaces`, async () => {
       const adapter = await randomAdapter(bf16);
