@@ -8,8 +8,8 @@ import { LoraAdapter } from '../../lib/lora/lora-adapter.js';
 import { Model } from '../../lib/model/model.js';
 import { Trainer } from '../../lib/train/trainer.js';
 import { readSafetensors, toFloat32 } from '../../lib/util/safetensors.js';
-import { mulberry32 } from '../helpers/corrupt.js';
 import { Golden, HF, maxAbs, maxAbsDiff } from '../helpers/golden.js';
+import { randomLoraB } from '../helpers/lora.js';
 import { runPython, scratchDir } from '../helpers/python.js';
 
 const root = scratchDir('adamw');
@@ -32,10 +32,7 @@ describe.each(['kernel', 'aten'])('AdamW (%s) with clipping and weight decay', (
 
     await using model = await Model.load(join(HF, 'llama', 'model'));
     const adapter = await LoraAdapter.create(model, { rank: 4, alpha: 8, targetModules: 'all-linear', seed: 5 });
-    const r = mulberry32(17);  // random B so that lora_A gets a gradient and weight decay moves B
-    const t0 = await adapter.tensors();
-    for (const [k, v] of t0) if (k.includes('lora_B')) for (let i = 0; i < v.data.length; i++) v.data[i] = (2 * r() - 1) * 0.1;
-    await adapter.setTensors(t0);
+    await randomLoraB(adapter, 17);  // so that lora_A gets a gradient too
     const dir = join(root, `adapter-${path}`);
     await adapter.save(dir);
     const out = join(root, `torch-${path}.safetensors`);

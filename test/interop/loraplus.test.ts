@@ -9,8 +9,8 @@ import { loraPlusLearningRates } from '../../lib/lora/loraplus.js';
 import { Model } from '../../lib/model/model.js';
 import { Trainer } from '../../lib/train/trainer.js';
 import { readSafetensors, toFloat32 } from '../../lib/util/safetensors.js';
-import { mulberry32 } from '../helpers/corrupt.js';
 import { Golden, HF, maxAbs, maxAbsDiff } from '../helpers/golden.js';
+import { randomLoraB } from '../helpers/lora.js';
 import { runPython, scratchDir } from '../helpers/python.js';
 
 const root = scratchDir('loraplus');
@@ -33,11 +33,7 @@ describe.each([false, true])('LoRA+ (ratio 16), DoRA %s', (useDora) => {
 
     await using model = await Model.load(join(HF, 'llama', 'model'));
     const adapter = await LoraAdapter.create(model, { rank: 4, alpha: 8, useDora, targetModules: 'all-linear', seed: 3 });
-    // random B so that lora_A gets a gradient too
-    const r = mulberry32(11);
-    const t0 = await adapter.tensors();
-    for (const [k, v] of t0) if (k.includes('lora_B')) for (let i = 0; i < v.data.length; i++) v.data[i] = (2 * r() - 1) * 0.1;
-    await adapter.setTensors(t0);
+    await randomLoraB(adapter, 11);  // so that lora_A gets a gradient too
     const dir = join(root, `adapter-${useDora}`);
     await adapter.save(dir);
     const out = join(root, `peft-${useDora}.safetensors`);

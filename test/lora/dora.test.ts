@@ -8,21 +8,14 @@ import { LoraAdapter } from '../../lib/lora/lora-adapter.js';
 import { Model } from '../../lib/model/model.js';
 import { Trainer } from '../../lib/train/trainer.js';
 import { byteExamples, yodaLines } from '../helpers/byte-data.js';
-import { mulberry32 } from '../helpers/corrupt.js';
 import { Golden, HF, maxAbsDiff, maxAbsDiffMasked, rows } from '../helpers/golden.js';
+import { randomLoraB } from '../helpers/lora.js';
 
 const golden = new Golden('llama');
 const ids = rows(golden.ints('input_ids'), [2, 16]);
 const maskFlat = golden.ints('attention_mask');
 const mask = rows(maskFlat, [2, 16]);
 const MAG = 'base_model.model.model.layers.0.self_attn.q_proj.lora_magnitude_vector';
-
-async function randomB(adapter: LoraAdapter, seed: number): Promise<void> {
-  const r = mulberry32(seed);
-  const t = await adapter.tensors();
-  for (const [k, v] of t) if (k.includes('lora_B')) for (let i = 0; i < v.data.length; i++) v.data[i] = (2 * r() - 1) * 0.1;
-  await adapter.setTensors(t);
-}
 
 describe('DoRA', () => {
   it('the magnitude starts at ||W||_row (B = 0), so the adapted model equals the base; it counts as trainable', async () => {
@@ -71,7 +64,7 @@ describe('DoRA', () => {
     const [out, inF] = w.shape;
     const norms = Float32Array.from({ length: out }, (_, o) => Math.hypot(...w.data.subarray(o * inF, (o + 1) * inF)));
     expect(maxAbsDiff((await adapter.tensors()).get(MAG)!.data, norms)).toBeLessThan(1e-5);
-    await randomB(adapter, 9);
+    await randomLoraB(adapter, 9);
     const data = byteExamples(yodaLines().slice(0, 8));
     const r = await new Trainer({ model, adapter, trainData: data, maxSteps: 3, batchSize: 4, learningRate: 1e-2 }).fit();
     expect(Number.isFinite(r.trainLoss)).toBe(true);
