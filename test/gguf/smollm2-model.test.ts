@@ -61,17 +61,33 @@ describe('SmolLM2-135M-Instruct Q4_1 GGUF vs transformers', () => {
     expect(model.eosTokenIds).toEqual([2]);
   });
 
-  it('fp32 logits within 1e-4 on every position of three prompts', async () => {
-    const diffs: number[] = [];
+  // lorafit's fp32 frozen GEMMs run on oneDNN (native/cpu_matmul.h), transformers' on MKL: the
+  // same products summed in another order, which moves these logits by up to ~2e-4. On MKL too
+  // (LORAFIT_ONEDNN_FP32=0) lorafit is held to 1e-4.
+  it('fp32 logits on every position of three prompts: within 1e-4 on MKL as transformers, 4e-4 on oneDNN', async () => {
+    const logits = async (ids: number[]) => {
+      const r = await model.forward([ids]);
+      expect(r.shape).toEqual([1, ids.length, 49152]);
+      return r.logits;
+    };
+    const onednn: number[] = [];
+    const mkl: number[] = [];
     for (let i = 0; i < ref.ids.length; i++) {
       const ids = golden.ints(`ids.${i}`);
       expect(ids).toEqual(ref.ids[i]);
-      const r = await model.forward([ids]);
-      expect(r.shape).toEqual([1, ids.length, 49152]);
-      diffs.push(maxAbsDiff(r.logits, golden.floats(`logits.${i}`)));
+      const want = golden.floats(`logits.${i}`);
+      onednn.push(maxAbsDiff(await logits(ids), want));
+      process.env.LORAFIT_ONEDNN_FP32 = '0';
+      try {
+        mkl.push(maxAbsDiff(await logits(ids), want));
+      } finally {
+        delete process.env.LORAFIT_ONEDNN_FP32;
+      }
     }
-    console.log(`SmolLM2 GGUF: max |logit diff| per prompt vs transformers: ${diffs.map((d) => d.toExponential(2)).join(', ')}`);
-    for (const d of diffs) expect(d).toBeLessThan(1e-4);
+    const fmt = (d: number[]) => d.map((x) => x.toExponential(2)).join(', ');
+    console.log(`SmolLM2 GGUF: max |logit diff| per prompt vs transformers: oneDNN ${fmt(onednn)}; MKL ${fmt(mkl)}`);
+    for (const d of mkl) expect(d).toBeLessThan(1e-4);
+    for (const d of onednn) expect(d).toBeLessThan(4e-4);
   });
 
   it('greedy generate() equals transformers generate() for 20 new tokens', async () => {
