@@ -31,14 +31,15 @@ const EXACT = [
 
 it('native quant_test: the NF4 fixture and the real bitsandbytes (quantize, dequantize, double quant, matmul_4bit)', async () => {
   const bnbFile = join(dir, 'bnb_nf4.safetensors');
-  // runPython runs on one thread (OMP_NUM_THREADS=1); so does quant_test below, so the fp32 GEMMs
-  // sum in the same order and must match bit for bit.
+  // runPython runs on one thread (OMP_NUM_THREADS=1); so does quant_test below, and on MKL as
+  // torch does (LORAFIT_ONEDNN_FP32=0: lorafit's fp32 GEMMs run on oneDNN by default,
+  // native/cpu_matmul.h), so the fp32 GEMMs sum in the same order and must match bit for bit.
   const py = await runPython('bnb_nf4_check.py', ['--out', bnbFile]);
   expect(py).toMatch(/^bitsandbytes \d+\.\d+/m);
   const script = fileURLToPath(new URL('./build.sh', import.meta.url));
   const { stdout } = await run('bash', [script, 'run'], {
     maxBuffer: 16 << 20,
-    env: { ...process.env, BNB_FILE: bnbFile, OMP_NUM_THREADS: '1' },
+    env: { ...process.env, BNB_FILE: bnbFile, OMP_NUM_THREADS: '1', LORAFIT_ONEDNN_FP32: '0' },
   });
   expect(stdout).not.toMatch(/FAIL/);
   expect(stdout).toMatch(/ALL PASSED: 0 failure\(s\)/);
