@@ -69,7 +69,7 @@ void frozen_mm_out(const at::Tensor& out, const at::Tensor& a, const at::Tensor&
       out.dim() == 2 && out.is_contiguous() && a.size(0) > 0 && a.size(1) > 0 && b.size(1) > 0) {
     RECORD_FUNCTION("lorafit::onednn_mm", std::vector<c10::IValue>({a, b}));  // a row in step profiles, with shapes
     mkldnn_matmul()(a, b, out, /*beta=*/0.0f, /*alpha=*/1.0f);
-      return;
+    return;
   }
   at::mm_out(const_cast<at::Tensor&>(out), a, b);
 }

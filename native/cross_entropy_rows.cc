@@ -16,12 +16,6 @@ namespace {
 
 using namespace vec16;
 
-LORAFIT_INLINE float max16(v16 v) {
-  float m = v[0];
-  for (int i = 1; i < kLanes; ++i) m = std::max(m, v[i]);
-  return m;
-}
-
 // One row: returns logsumexp(z) - z[t]; with write_grad, z = softmax(z) - onehot(t) in T.
 template <typename T>
 LORAFIT_INLINE float row_loss(T* z, int64_t V, int64_t t, bool write_grad) {

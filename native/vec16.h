@@ -71,6 +71,11 @@ LORAFIT_INLINE float sum16(v16 v) {
   for (int l = 0; l < kLanes; ++l) s += v[l];
   return s;
 }
+LORAFIT_INLINE float max16(v16 v) {
+  float m = v[0];
+  for (int i = 1; i < kLanes; ++i) m = m < v[i] ? v[i] : m;  // std::max
+  return m;
+}
 // exp(x), within 2 ulp of expf over its range: 2^n * p(r), x = n ln2 + r, |r| <= ln2 / 2, p the
 // degree-6 Taylor polynomial (Cephes' expf scheme); exp underflows to 0 below -87.3 and is inf above 88.7.
 LORAFIT_INLINE v16 exp16(v16 x) {
