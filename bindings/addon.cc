@@ -48,8 +48,9 @@ Napi::Value BenchMatmul(const Napi::CallbackInfo& info) {
         return a;
       });
 }
-// workerThreads() -> Promise<{ intraOp, blas }>: the thread counts a native job sees on the libuv
-// pool thread it runs on (what configureProcess({ threads }) promises every job).
+// workerThreads() -> Promise<{ intraOp, blas, parallel }>: the thread counts a native job sees on the
+// libuv pool thread it runs on (what configureProcess({ threads }) promises every job); parallel:
+// how many threads ran a parallel loop of lorafit's own kernels there.
 Napi::Value WorkerThreads(const Napi::CallbackInfo& info) {
   auto out = std::make_shared<lorafit::ThreadCounts>();
   return PromiseWorker::Start(
@@ -58,6 +59,7 @@ Napi::Value WorkerThreads(const Napi::CallbackInfo& info) {
         Napi::Object o = Napi::Object::New(env);
         o.Set("intraOp", out->intra_op);
         o.Set("blas", out->blas);
+        o.Set("parallel", out->parallel);
         return o;
       });
 }

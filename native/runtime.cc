@@ -8,6 +8,7 @@
 #include <torch/version.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -108,6 +109,9 @@ ThreadCounts this_thread_threads() {
   ThreadCounts c;
   c.intra_op = at::get_num_threads();
   if (blas_threads().get) c.blas = blas_threads().get();
+  std::atomic<uint64_t> seen{0};  // one bit per thread id that ran a part
+  at::parallel_for(0, 64, 1, [&](int64_t, int64_t) { seen |= uint64_t{1} << std::min(at::get_thread_num(), 63); });
+  c.parallel = __builtin_popcountll(seen.load());
   return c;
 }
 

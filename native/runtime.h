@@ -17,7 +17,7 @@ void configure_allocator();
 void set_allocator(int arena_max, bool trim);
 int allocator_arena_max();
 // True when the environment variable `name` is "0": the off switch of an optional CPU kernel
-// (LORAFIT_SEGMENT_ATTENTION, LORAFIT_LORA_KERNELS, LORAFIT_SWIGLU_KERNEL, LORAFIT_ADAMW_KERNEL) or
+// (LORAFIT_SEGMENT_ATTENTION, LORAFIT_BLOCKED_ATTENTION, LORAFIT_LORA_KERNELS, LORAFIT_SWIGLU_KERNEL, LORAFIT_ADAMW_KERNEL) or
 // of LORAFIT_MALLOC_TRIM. Callers read it at each use, so that a test can compare both paths in one process.
 bool switched_off(const char* name);  // 0: glibc's default
 bool allocator_trim();
@@ -37,6 +37,7 @@ void apply_threads();
 struct ThreadCounts {
   int intra_op = 0;
   int blas = 0;
+  int parallel = 0;  // threads that ran an at::parallel_for of lorafit's own code (1 if built without OpenMP)
 };
 ThreadCounts this_thread_threads();
 // "cpu", "cuda", "cuda:1" -> a device; loads libtorch_cuda on first use. Throws Error(E_DEVICE).

@@ -235,7 +235,7 @@ export interface NativeAddon {
   /** lorafitPath: the frozen weights' GEMM (oneDNN for fp32 CPU); else at::mm. */
   benchMatmul(n: number, dtype: string, reps: number, device: string, lorafitPath?: boolean): Promise<number[]>;
   /** The thread counts a native job sees on the libuv pool thread it runs on (blas 0: no MKL/OpenBLAS). */
-  workerThreads(): Promise<{ intraOp: number; blas: number }>;
+  workerThreads(): Promise<{ intraOp: number; blas: number; parallel: number }>;
   torchVersion: string;
   /** Rendezvous with the other ranks (TCPStore at masterAddr:masterPort) and connect them (Gloo). */
   createProcessGroup(options: NativeProcessGroupOptions): Promise<NativeProcessGroup>;

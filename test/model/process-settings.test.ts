@@ -31,9 +31,12 @@ describe('process settings', () => {
   it('every native job runs with the configured thread count, on whichever pool thread it lands', async () => {
     // MKL's team size is per thread: libuv pool threads kept their own (every core) unless each
     // job applies the setting; fp32 matmuls ignored configureProcess before it did.
+    // parallel: the threads that ran a parallel loop compiled into the addon (lorafit's own
+    // kernels). Built without OpenMP, ATen's header-only parallel_for runs on one thread whatever
+    // the setting: every kernel of native/ ran on one core that way until session 10.
     const jobs = async (n: number) => {
       const counts = await Promise.all(Array.from({ length: n }, () => native().workerThreads()));
-      return counts.flatMap((c) => (c.blas ? [c.intraOp, c.blas] : [c.intraOp]));
+      return counts.flatMap((c) => (c.blas ? [c.intraOp, c.parallel, c.blas] : [c.intraOp, c.parallel]));
     };
     await jobs(8);
     configureProcess({ threads: 1 });
