@@ -68,7 +68,7 @@ export const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 
 /** Environment knobs that change the timings; recorded in every JSON line. */
 export function knobs(): Record<string, string> {
   const r: Record<string, string> = {};
-  for (const k of ['GLIBC_TUNABLES', 'OMP_WAIT_POLICY', 'OMP_NUM_THREADS', 'LD_PRELOAD', 'MALLOC_ARENA_MAX', 'LORAFIT_ADDON', 'LORAFIT_MALLOC_TRIM', 'GOMP_SPINCOUNT', 'LORAFIT_SEGMENT_ATTENTION', 'LORAFIT_LORA_KERNELS', 'LORAFIT_SWIGLU_KERNEL', 'LORAFIT_ADAMW_KERNEL', 'LORAFIT_ONEDNN_FP32', 'LORAFIT_CE_KERNEL']) if (process.env[k]) r[k] = process.env[k]!;
+  for (const k of ['GLIBC_TUNABLES', 'OMP_WAIT_POLICY', 'OMP_NUM_THREADS', 'LD_PRELOAD', 'MALLOC_ARENA_MAX', 'LORAFIT_ADDON', 'LORAFIT_MALLOC_TRIM', 'GOMP_SPINCOUNT', 'LORAFIT_SEGMENT_ATTENTION', 'LORAFIT_BLOCKED_ATTENTION', 'LORAFIT_LORA_KERNELS', 'LORAFIT_SWIGLU_KERNEL', 'LORAFIT_ADAMW_KERNEL', 'LORAFIT_ONEDNN_FP32', 'LORAFIT_CE_KERNEL']) if (process.env[k]) r[k] = process.env[k]!;
   return r;
 }
 

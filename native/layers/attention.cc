@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "layers/attention_mask.h"
+#include "layers/blocked_attention.h"
 #include "layers/rotary.h"
 #include "layers/segment_attention.h"
 
@@ -119,6 +120,10 @@ at::Tensor Attention::attend_segments(const at::Tensor& q, const at::Tensor& k, 
   });
   if (softcap_ <= 0 && all_short && segment_attention_supported(q))
     return segment_attention(q, k, v, segments, scale_).transpose(1, 2);  // [1, T, H, D] -> [1, H, T, D]
+  // A row with a long segment: all of its segments in blocks of GEMMs, in place of SDPA per segment.
+  const bool window_cuts = window > 0 && std::any_of(segments.begin(), segments.end(), [&](int64_t len) { return len > window; });
+  if (softcap_ <= 0 && !all_short && !window_cuts && blocked_attention_supported(q))
+    return blocked_attention(q, k, v, segments, scale_).transpose(1, 2);  // [1, T, H, D] -> [1, H, T, D]
   // split_with_sizes, not one narrow per segment: its backward is one cat, where narrows would
   // each materialise a zero-filled gradient of the whole row.
   std::vector<at::Tensor> qs = q.split_with_sizes(segments, 2), ks = k.split_with_sizes(segments, 2),
