@@ -53,13 +53,18 @@ Napi::Value BenchMatmul(const Napi::CallbackInfo& info) {
 // how many threads ran a parallel loop of lorafit's own kernels there.
 Napi::Value WorkerThreads(const Napi::CallbackInfo& info) {
   auto out = std::make_shared<lorafit::ThreadCounts>();
+  auto parallel = std::make_shared<int>(0);
   return PromiseWorker::Start(
-      info.Env(), [out] { *out = lorafit::this_thread_threads(); },
-      [out](Napi::Env env) -> Napi::Value {
+      info.Env(),
+      [out, parallel] {
+        *out = lorafit::this_thread_threads();
+        *parallel = lorafit::parallel_team_size();
+      },
+      [out, parallel](Napi::Env env) -> Napi::Value {
         Napi::Object o = Napi::Object::New(env);
         o.Set("intraOp", out->intra_op);
         o.Set("blas", out->blas);
-        o.Set("parallel", out->parallel);
+        o.Set("parallel", *parallel);
         return o;
       });
 }

@@ -109,10 +109,13 @@ ThreadCounts this_thread_threads() {
   ThreadCounts c;
   c.intra_op = at::get_num_threads();
   if (blas_threads().get) c.blas = blas_threads().get();
+  return c;
+}
+
+int parallel_team_size() {
   std::atomic<uint64_t> seen{0};  // one bit per thread id that ran a part
   at::parallel_for(0, 64, 1, [&](int64_t, int64_t) { seen |= uint64_t{1} << std::min(at::get_thread_num(), 63); });
-  c.parallel = __builtin_popcountll(seen.load());
-  return c;
+  return __builtin_popcountll(seen.load());
 }
 
 void apply_threads() {

@@ -37,9 +37,12 @@ void apply_threads();
 struct ThreadCounts {
   int intra_op = 0;
   int blas = 0;
-  int parallel = 0;  // threads that ran an at::parallel_for of lorafit's own code (1 if built without OpenMP)
 };
 ThreadCounts this_thread_threads();
+// How many threads run an at::parallel_for compiled into lorafit's own code, on the calling thread
+// (1 if it was built without OpenMP, whatever the thread count). Starts a parallel region: for
+// diagnostics (workerThreads), not for every job as this_thread_threads is.
+int parallel_team_size();
 // "cpu", "cuda", "cuda:1" -> a device; loads libtorch_cuda on first use. Throws Error(E_DEVICE).
 at::Device parse_device(const std::string& name);
 bool cuda_available();

@@ -184,8 +184,8 @@ LORAFIT_INLINE void forward_row(const float* s, int64_t limit, float scale, floa
 }
 
 // One backward chunk of one query row: s := P = exp(scale s - lse) (0 where masked); dp := dS =
-// P (dp - delta). p16/ds16: P and dS as T for the products (row r of [kRows, kKeys] row-major
-// and column r of the transposed [kKeys, kRows] copies).
+// P (dp - delta). ds_row: dS as T, row r of [kRows, kKeys] (for dS K); pt_col, dst_col: P and dS
+// as T, column r of the transposed [kKeys, kRows] copies (for P^T dO, dS^T Q).
 template <typename T>
 LORAFIT_INLINE void backward_row(const float* s, const float* dp, int64_t limit, float scale, float lse, float delta,
                                         T* ds_row, T* pt_col, T* dst_col) {

@@ -15,7 +15,8 @@ namespace lorafit {
 // O(T), as SDPA's: no [T, T] tensor is kept) and its products are ukernel calls as well; each
 // thread sums its dK and dV apart, added at the end. The kv heads are never repeated (SDPA needs
 // k and v copied to every query head). On the 0.5B shape (14 / 2 heads x 64, 512 tokens, 2 Zen 4
-// cores) fwd+bwd took 11.3 ms against SDPA's 23.4 in bf16 (bench/cpp-probes/blocked-attention.cc).
+// cores) fwd+bwd took 11.36 ms against SDPA's 30.02 in bf16 (bench/cpp-probes/blocked-attention.cc,
+// bench/results/2026-12-06-s10-cpp-probes.txt).
 //   q: [1, H, T, D]; k, v: [1, KV, T, D], any strides. H is a multiple of KV: the H / KV query
 //   heads of a group share its kv head (HF's repeat_kv). segments: lengths summing to T; query i
 //   of a segment sees keys 0..i of the same segment.
